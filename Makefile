@@ -1,0 +1,59 @@
+# conveyor: `make run` to try it, `make test` to prove it. Everything else is a building block of those two.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONVEYOR := $(VENV)/bin/conveyor
+PYTEST_ARGS ?=
+
+.PHONY: install stack run test test-only lint format bench down clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conveyor needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## The native stack (PostgreSQL, Redis, Kafka, MinIO), migrated and bootstrapped.
+stack: install
+	$(CONVEYOR) stack up
+	$(CONVEYOR) migrate
+	$(CONVEYOR) bootstrap
+
+## Try conveyor: set everything up and run it in the foreground (Ctrl-C stops it).
+run: stack
+	$(CONVEYOR) run
+
+## The whole suite against real services. Stops what it started, even when tests fail.
+test: install lint
+	@record=$$(mktemp); status=0; \
+	$(CONVEYOR) stack up --record "$$record" \
+	  && $(CONVEYOR) migrate && $(CONVEYOR) bootstrap \
+	  && $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	$(CONVEYOR) stack down --from-record "$$record"; rm -f "$$record"; exit $$status
+
+## The suite alone, against a stack that is already up.
+test-only: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: stack
+	$(PY) -m bench
+
+down: install
+	$(CONVEYOR) stack down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,88 @@
+"""Connections and pools: the seam where asyncpg's errors become conveyor's.
+
+Callers own their transactions: every query function in ``db`` takes the connection to run on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TypeAlias
+
+import asyncpg
+
+from db.errors import DatabaseError, DatabaseUnavailable, UniqueViolation
+from db.settings import PostgresSettings
+from db.sql import QUERIES
+
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+
+# Errors that mean "the server went away or refused us", as opposed to "the statement was wrong".
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.PostgresConnectionError,
+)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Re-raise asyncpg and socket errors as :class:`DatabaseUnavailable` / :class:`DatabaseError`."""
+    try:
+        yield
+    except asyncpg.exceptions.UniqueViolationError as exc:
+        raise UniqueViolation(str(exc), constraint=exc.constraint_name) from exc
+    except _UNAVAILABLE as exc:
+        raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise DatabaseError(f"PostgreSQL error: {exc}") from exc
+
+
+async def connect(settings: PostgresSettings, *, database: str | None = None) -> Connection:
+    """One connection, outside any pool (migrations, tests, admin tasks)."""
+    with translate_errors():
+        return await asyncpg.connect(
+            settings.dsn(database),
+            timeout=settings.connect_timeout_seconds,
+            command_timeout=settings.command_timeout_seconds,
+        )
+
+
+async def create_pool(settings: PostgresSettings) -> Pool:
+    """A pool sized by the settings; close it with ``await pool.close()``."""
+    with translate_errors():
+        pool = await asyncpg.create_pool(
+            settings.dsn(),
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            timeout=settings.connect_timeout_seconds,
+            command_timeout=settings.command_timeout_seconds,
+        )
+    assert pool is not None  # only None when used without await
+    return pool
+
+
+@asynccontextmanager
+async def acquire(pool: Pool) -> AsyncIterator[Connection]:
+    """A pooled connection, with errors translated both on acquiring and inside the block."""
+    with translate_errors():
+        async with pool.acquire() as conn:
+            yield conn
+
+
+async def ping(settings: PostgresSettings) -> None:
+    """Run a real query against the server, or raise :class:`DatabaseUnavailable`."""
+    conn = await connect(settings)
+    try:
+        with translate_errors():
+            await conn.fetchval(QUERIES["ping"])
+    finally:
+        await conn.close()

@@ -1,0 +1,41 @@
+-- Statements about the database itself: health, migrations, schema introspection.
+
+-- name: ping
+-- A real round trip: proves the server accepts queries, not just connections.
+SELECT 1;
+
+-- name: migration_lock
+-- Serialise concurrent `conveyor migrate` runs for the rest of the transaction. $1 = lock key.
+SELECT pg_advisory_xact_lock($1);
+
+-- name: migration_table_create
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text        NOT NULL,
+    checksum   text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migration_applied
+-- The migrations already applied, oldest first.
+SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version;
+
+-- name: migration_record
+-- $1 = version, $2 = name, $3 = sha256 of the file's text.
+INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3);
+
+-- name: schema_columns
+-- The shape of every table in the public schema, for the migration test.
+SELECT table_name, column_name, data_type, is_nullable, column_default
+FROM information_schema.columns
+WHERE table_schema = 'public'
+ORDER BY table_name, column_name;
+
+-- name: schema_indexes
+SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY tablename, indexname;
+
+-- name: schema_constraints
+SELECT conrelid::regclass::text AS table_name, conname, pg_get_constraintdef(oid) AS definition
+FROM pg_constraint
+WHERE connamespace = 'public'::regnamespace
+ORDER BY 1, 2;
