@@ -80,7 +80,11 @@ def ensure_notifications(client: Minio, settings: S3Settings) -> list[str]:
 def _same_rule(existing: list[QueueConfig], ours: QueueConfig) -> bool:
     for rule in existing:
         if rule.config_id == ours.config_id:
-            return rule.queue == ours.queue and sorted(rule.events) == sorted(ours.events) and rule.prefix_filter_rule is None
+            return (
+                rule.queue == ours.queue
+                and sorted(rule.events) == sorted(ours.events)
+                and rule.prefix_filter_rule is None
+            )
     return False
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from conveyor import settings as settings_module
 from conveyor.commands import admin, stack
-from db.errors import ConveyorError
+from db.errors import ConfigurationError, ConveyorError
 
 COMMAND_GROUPS = (admin, stack)
 
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.handler(settings, args)
     except ConveyorError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, settings_module.ConfigurationError) else 1
+        return 2 if isinstance(exc, ConfigurationError) else 1
     except KeyboardInterrupt:
         return 130
     return status

@@ -30,7 +30,9 @@ ENV_PREFIX = "CONVEYOR_"
 ENV_NESTED_DELIMITER = "__"
 MASK = "**********"
 
-MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"  # the last commit (2026-02-12); the proxy refuses the last release tag
+MINIO_VERSION = (
+    "v0.0.0-20260212201848-7aac2a2c5b7c"  # the last commit (2026-02-12); the proxy refuses the last release tag
+)
 VERSITYGW_VERSION = "v1.7.0"
 KAFKA_VERSION = "4.1.1"
 
@@ -111,7 +113,8 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 def masked(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain JSON data, every secret replaced by a mask."""
-    return _mask(json.loads(settings.model_dump_json()), settings)
+    data: dict[str, Any] = _mask(json.loads(settings.model_dump_json()), settings)
+    return data
 
 
 def _mask(data: Any, model: Any) -> Any:

@@ -75,7 +75,7 @@ async def acquire(pool: Pool) -> AsyncIterator[Connection]:
     """A pooled connection, with errors translated both on acquiring and inside the block."""
     with translate_errors():
         async with pool.acquire() as conn:
-            yield conn
+            yield conn  # type: ignore[misc]  # a pool's proxy forwards every Connection method
 
 
 async def ping(settings: PostgresSettings) -> None:

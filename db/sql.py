@@ -6,7 +6,7 @@ A file holds several statements, each introduced by a header and documented by t
     -- Claim up to $3 ready jobs of types $1 for worker $2.
     WITH ...
 
-Python code refers to statements only by name: ``QUERIES["job_claim"]``.
+Python code refers to statements only by their name, as keys of :data:`QUERIES`.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def _run_with_progress(argv: list[str], env: dict[str, str], *, label: str) -> N
     """Run ``argv``, printing a line with the count of packages compiled every few seconds."""
     print(f"[stack] {label} ...", file=sys.stderr, flush=True)
     started = last = time.monotonic()
-    compiled, tail = 0, []
+    compiled, tail = 0, list[str]()
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -52,4 +52,8 @@ def _run_with_progress(argv: list[str], env: dict[str, str], *, label: str) -> N
                 print(f"[stack]   {compiled} packages, {last - started:.0f}s", file=sys.stderr, flush=True)
     if proc.returncode != 0:
         raise MissingTool(f"`{' '.join(argv)}` failed:\n" + "\n".join(tail))
-    print(f"[stack]   done: {compiled} packages in {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True)
+    print(
+        f"[stack]   done: {compiled} packages in {time.monotonic() - started:.0f}s",
+        file=sys.stderr,
+        flush=True,
+    )

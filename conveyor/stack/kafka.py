@@ -45,7 +45,11 @@ class Kafka(Service):
         build.mkdir(parents=True, exist_ok=True)
         shutil.copy(KAFKA_DIR / "pom.xml", build / "pom.xml")
         staging = build / "libs.partial"
-        print("[stack] resolving Kafka's jars from Maven Central (first time only) ...", file=sys.stderr, flush=True)
+        print(
+            "[stack] resolving Kafka's jars from Maven Central (first time only) ...",
+            file=sys.stderr,
+            flush=True,
+        )
         result = subprocess.run(
             [str(mvn), "-B", "-q", "-f", str(build / "pom.xml"), "package", f"-DoutputDirectory={staging}",
              f"-Dmaven.repo.local={self.paths.cache / 'm2'}"],

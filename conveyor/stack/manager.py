@@ -142,6 +142,10 @@ def service_dependencies(service: Service) -> tuple[str, ...]:
 def format_table(statuses: list[ServiceStatus]) -> str:
     """A fixed-width table of service, state, pid and endpoint."""
     rows = [("SERVICE", "STATE", "PID", "ENDPOINT")]
-    rows += [(s.name, s.state, str(s.pid or "-"), s.endpoint + (f"  ({s.detail})" if s.detail else "")) for s in statuses]
+    rows += [
+        (s.name, s.state, str(s.pid or "-"), s.endpoint + (f"  ({s.detail})" if s.detail else "")) for s in statuses
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[3]]) for row in rows)
+    return "\n".join(
+        "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[3]]) for row in rows
+    )

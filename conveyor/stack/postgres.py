@@ -65,7 +65,8 @@ class Postgres(Service):
     def spec(self) -> ProcessSpec:
         port = str(self.settings.postgres.port)
         argv = [str(PG_BIN / "postgres"), "-D", str(self.data_dir), "-p", port, "-k", str(self.socket_dir),
-                "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "shared_buffers=256MB"]  # fmt: skip
+                "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+                "-c", "shared_buffers=256MB"]  # fmt: skip
         if self.settings.stack.postgres_fast_unsafe:
             argv += FAST_UNSAFE
         return ProcessSpec(argv, self.base_env(), self.paths.data("postgres"), self.paths.log("postgres"), self._user())

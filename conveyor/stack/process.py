@@ -6,6 +6,7 @@ matches (the process died and the number was reused) is not ours and is never si
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -111,7 +112,5 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 def _reap(pid: int) -> None:
     # When the stack was started by this very process, the child must be reaped or it lingers as a zombie.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

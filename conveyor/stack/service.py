@@ -63,7 +63,7 @@ class Service(abc.ABC):
     async def probe(self) -> None:
         """Make one real request; raise if the server does not answer it correctly."""
 
-    async def after_ready(self) -> None:
+    async def after_ready(self) -> None:  # noqa: B027 - optional hook; most services need nothing
         """Work that needs the running server (roles, databases, topics); idempotent."""
 
     @abc.abstractmethod

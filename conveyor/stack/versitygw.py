@@ -43,7 +43,7 @@ class VersityGW(Service):
         }
         argv = [str(self.binary), "--port", s3.netloc, "--region", s3.region,
                 "--event-kafka-url", kafka.bootstrap_servers.split(",")[0], "--event-kafka-topic", kafka.events_topic,
-                "posix", str(self.paths.data("versitygw") / "data")]  # fmt: skip
+                "--quiet", "posix", str(self.paths.data("versitygw") / "data")]  # fmt: skip
         return ProcessSpec(argv, env, self.paths.data("versitygw"), self.paths.log("versitygw"))
 
     async def probe(self) -> None:

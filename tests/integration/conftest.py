@@ -53,8 +53,8 @@ class TopicReader:
         finally:
             await consumer.stop()
 
-    async def read_until(self, done: Callable[[list[KafkaRecord]], bool], timeout: float = 30.0) -> list[KafkaRecord]:
-        """Records since :meth:`mark`, read until ``done(records)`` or the timeout (then whatever arrived)."""
+    async def read_until(self, done: Callable[[list[KafkaRecord]], bool], within: float = 30.0) -> list[KafkaRecord]:
+        """Records since :meth:`mark`, until ``done(records)`` or ``within`` seconds pass (then whatever came)."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
         await consumer.start()
         records: list[KafkaRecord] = []
@@ -62,7 +62,7 @@ class TopicReader:
             consumer.assign(list(self.start))
             for tp, offset in self.start.items():
                 consumer.seek(tp, offset)
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + within
             while not done(records) and time.monotonic() < deadline:
                 batch = await consumer.getmany(timeout_ms=500)
                 for messages in batch.values():

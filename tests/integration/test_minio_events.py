@@ -59,6 +59,6 @@ async def test_queue_dir_delivers_events_published_while_kafka_was_down(
     finally:
         _stack("up", "kafka")
 
-    records = await events.read_until(_for_key(bucket, name), timeout=60)  # type: ignore[arg-type]
+    records = await events.read_until(_for_key(bucket, name), within=60)  # type: ignore[arg-type]
 
     assert any(r.key == f"{bucket}/{name}".encode() for r in records), "the queued event never arrived"
