@@ -19,6 +19,7 @@ from db.settings import PostgresSettings
 from ingest.settings import IngestSettings
 from pipeline.settings import (
     ApiSettings,
+    EngineSettings,
     KafkaSettings,
     MetricsSettings,
     RedisSettings,
@@ -81,6 +82,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)

@@ -6,9 +6,10 @@ Callers own their transactions: every query function in ``db`` takes the connect
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -46,14 +47,26 @@ def translate_errors() -> Iterator[None]:
         raise DatabaseError(f"PostgreSQL error: {exc}") from exc
 
 
+async def prepare_connection(conn: Connection) -> None:
+    """JSON columns in and out as Python values (also inside arrays: jsonb[] parameters)."""
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, encoder=_dump_json, decoder=json.loads, schema="pg_catalog")
+
+
+def _dump_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
 async def connect(settings: PostgresSettings, *, database: str | None = None) -> Connection:
     """One connection, outside any pool (migrations, tests, admin tasks)."""
     with translate_errors():
-        return await asyncpg.connect(
+        conn = await asyncpg.connect(
             settings.dsn(database),
             timeout=settings.connect_timeout_seconds,
             command_timeout=settings.command_timeout_seconds,
         )
+        await prepare_connection(conn)
+    return conn
 
 
 async def create_pool(settings: PostgresSettings) -> Pool:
@@ -65,6 +78,7 @@ async def create_pool(settings: PostgresSettings) -> Pool:
             max_size=settings.pool_max_size,
             timeout=settings.connect_timeout_seconds,
             command_timeout=settings.command_timeout_seconds,
+            init=prepare_connection,
         )
     assert pool is not None  # only None when used without await
     return pool

@@ -76,3 +76,8 @@ def _is_pending(migration: Migration, applied: dict[int, str]) -> bool:
             "migrations are forward-only: add a new one instead"
         )
     return False
+
+
+def reference_schema() -> str:
+    """``db/schema.sql``: the whole current schema in one file, for readers and the migration test."""
+    return resources.files("db").joinpath("schema.sql").read_text("utf-8")

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from pipeline.retry import RetryPolicies
+
 KAFKA_DEFAULT_PORT = 19092
 REDIS_DEFAULT_PORT = 16379
 S3_DEFAULT_PORT = 19000
@@ -103,10 +105,31 @@ class WorkerSettings(BaseModel):
     #: Fallback poll when no wake-up arrives; jittered by ±`poll_jitter` so workers don't synchronise.
     poll_interval_seconds: float = Field(1.0, gt=0)
     poll_jitter: float = Field(0.2, ge=0, le=1)
-    #: A claimed job's lease is its timeout plus this grace; heartbeats extend it.
-    lease_grace_seconds: float = Field(30.0, gt=0)
     heartbeat_interval_seconds: float = Field(5.0, gt=0)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
+
+
+class RetentionSettings(BaseModel):
+    """How long finished jobs and health samples stay; pruned in small batches so the hot table stays small."""
+
+    completed_after_seconds: float = Field(24 * 3600, gt=0)
+    failed_after_seconds: float = Field(7 * 24 * 3600, gt=0)
+    health_logs_after_seconds: float = Field(24 * 3600, gt=0)
+    stopped_workers_after_seconds: float = Field(7 * 24 * 3600, gt=0)
+    batch_size: int = Field(1000, ge=1)
+    interval_seconds: float = Field(60.0, gt=0)
+
+
+class EngineSettings(BaseModel):
+    """The job engine's policies, shared by every process that moves jobs."""
+
+    retry: RetryPolicies = Field(default_factory=RetryPolicies)
+    #: A claimed job's lease is its timeout plus this grace; heartbeats extend it.
+    lease_grace_seconds: float = Field(30.0, gt=0)
+    rescue_interval_seconds: float = Field(5.0, gt=0)
+    #: A worker silent this long is LOST and its jobs are rescued without waiting for their leases.
+    worker_lost_after_seconds: float = Field(30.0, gt=0)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 class ApiSettings(BaseModel):

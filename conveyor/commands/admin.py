@@ -33,7 +33,7 @@ def _config(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    applied = asyncio.run(_apply_migrations(settings))
+    applied = asyncio.run(apply_migrations(settings))
     for migration in applied:
         print(f"applied {migration.version:04d}_{migration.name}")
     if not applied:
@@ -41,7 +41,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _apply_migrations(settings: Settings) -> list[migrate.Migration]:
+async def apply_migrations(settings: Settings) -> list[migrate.Migration]:
     conn = await connection.connect(settings.postgres)
     try:
         return await migrate.migrate(conn)

@@ -39,3 +39,11 @@ SELECT conrelid::regclass::text AS table_name, conname, pg_get_constraintdef(oid
 FROM pg_constraint
 WHERE connamespace = 'public'::regnamespace
 ORDER BY 1, 2;
+
+-- name: database_create_statement
+-- Build (safely quoted) the statement that creates database $1 as a copy of template $2.
+SELECT format('CREATE DATABASE %I TEMPLATE %I', $1::text, $2::text);
+
+-- name: database_drop_statement
+-- Build the statement that drops database $1, disconnecting its sessions.
+SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text);

@@ -1,0 +1,359 @@
+"""The ``jobs``, ``job_dependencies`` and ``state_snapshots`` tables: one function per named statement.
+
+Each function takes the connection to run on (so the caller owns the transaction) and returns plain
+values or frozen row dataclasses. ``now`` is None in production and a fixed time in tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+from db.connection import Connection, translate_errors
+from db.sql import QUERIES
+
+
+class JobStatus(StrEnum):
+    """Mirrors the ``job_status`` enum of the schema."""
+
+    BLOCKED = "BLOCKED"  # waiting for its parents
+    PENDING = "PENDING"  # ready, or waiting for run_at (a scheduled run or a retry's backoff)
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"  # retries exhausted, or not retryable: the dead-letter state
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRow:
+    """A job as stored. ``attempts`` counts claims; ``errors`` holds one entry per failed attempt."""
+
+    id: uuid.UUID
+    job_type: str
+    payload: dict[str, Any]
+    status: JobStatus
+    priority: int
+    attempts: int
+    attempt_floor: int
+    max_retries: int
+    timeout_ms: int
+    run_at: datetime
+    lease_expires_at: datetime | None
+    worker_id: uuid.UUID | None
+    cancel_requested: bool
+    pending_parents: int
+    result: Any
+    errors: list[dict[str, Any]]
+    idempotency_key: str | None
+    pipeline: str | None
+    step: str | None
+    object_event_id: int | None
+    source_bucket: str | None
+    source_key: str | None
+    source_version: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    depends_on: list[uuid.UUID] = field(default_factory=list)
+    dependents: list[uuid.UUID] = field(default_factory=list)
+
+    @property
+    def retries_left(self) -> int:
+        """Attempts still allowed after the current one (0 means this attempt is the last)."""
+        return max(0, self.max_retries + 1 - (self.attempts - self.attempt_floor))
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> JobRow:
+        values = dict(record)
+        values["status"] = JobStatus(values["status"])
+        values["depends_on"] = list(values.get("depends_on") or [])
+        values["dependents"] = list(values.get("dependents") or [])
+        return cls(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewJob:
+    """A job to insert. ``parent_count`` is the number of parents it is declared with."""
+
+    id: uuid.UUID
+    job_type: str
+    payload: dict[str, Any]
+    priority: int = 0
+    max_retries: int = 3
+    timeout_ms: int = 300_000
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
+    parent_count: int = 0
+    pipeline: str | None = None
+    step: str | None = None
+    object_event_id: int | None = None
+    source_bucket: str | None = None
+    source_key: str | None = None
+    source_version: str | None = None
+
+
+async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime | None = None) -> set[uuid.UUID]:
+    """Insert ``jobs`` (BLOCKED when they declare parents); return the ids inserted (duplicates by key are not)."""
+    columns = (
+        [j.id for j in jobs],
+        [j.job_type for j in jobs],
+        [j.payload for j in jobs],
+        [JobStatus.BLOCKED if j.parent_count else JobStatus.PENDING for j in jobs],
+        [j.priority for j in jobs],
+        [j.max_retries for j in jobs],
+        [j.timeout_ms for j in jobs],
+        [j.run_at for j in jobs],
+        [j.idempotency_key for j in jobs],
+        [j.parent_count for j in jobs],
+        [j.pipeline for j in jobs],
+        [j.step for j in jobs],
+        [j.object_event_id for j in jobs],
+        [j.source_bucket for j in jobs],
+        [j.source_key for j in jobs],
+        [j.source_version for j in jobs],
+    )
+    with translate_errors():
+        return {r["id"] for r in await conn.fetch(QUERIES["job_insert_many"], *columns, now)}
+
+
+async def ids_by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, uuid.UUID]:
+    with translate_errors():
+        return {r["idempotency_key"]: r["id"] for r in await conn.fetch(QUERIES["job_ids_by_keys"], list(keys))}
+
+
+async def lock_parents(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, JobStatus]:
+    """Share-lock existing jobs ``ids``; return their statuses (a missing id does not exist)."""
+    with translate_errors():
+        return {r["id"]: JobStatus(r["status"]) for r in await conn.fetch(QUERIES["job_lock_parents"], list(ids))}
+
+
+async def insert_dependencies(conn: Connection, edges: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    """Insert (parent, child) edges."""
+    with translate_errors():
+        await conn.execute(QUERIES["dependency_insert_many"], [p for p, _ in edges], [c for _, c in edges])
+
+
+async def settle_dependencies(
+    conn: Connection, ids: Sequence[uuid.UUID], *, now: datetime | None = None
+) -> dict[uuid.UUID, JobStatus]:
+    """Recount parents of ``ids``; return their new statuses (only jobs that have parents)."""
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["job_settle_dependencies"], list(ids), now)
+    return {r["id"]: JobStatus(r["status"]) for r in rows}
+
+
+async def raise_ancestor_priority(conn: Connection, ids: Sequence[uuid.UUID]) -> None:
+    with translate_errors():
+        await conn.execute(QUERIES["job_raise_ancestor_priority"], list(ids))
+
+
+async def claim(
+    conn: Connection,
+    *,
+    job_types: Sequence[str],
+    worker_id: uuid.UUID,
+    limit: int,
+    lease_grace_seconds: float,
+    now: datetime | None = None,
+) -> list[JobRow]:
+    """Claim up to ``limit`` ready jobs in one statement (priority, then run_at, then age)."""
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["job_claim"], list(job_types), worker_id, limit, lease_grace_seconds, now)
+    return [JobRow.from_record(r) for r in rows]
+
+
+async def extend_leases(
+    conn: Connection,
+    held: Sequence[tuple[uuid.UUID, int]],
+    *,
+    lease_grace_seconds: float,
+    now: datetime | None = None,
+) -> dict[uuid.UUID, bool]:
+    """Extend leases of (id, attempt) pairs; return {id: cancel_requested} for those still held."""
+    with translate_errors():
+        rows = await conn.fetch(
+            QUERIES["job_extend_leases"], [i for i, _ in held], [a for _, a in held], lease_grace_seconds, now
+        )
+    return {r["id"]: r["cancel_requested"] for r in rows}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a batch of completions changed."""
+
+    completed: set[uuid.UUID]
+    #: Children made ready, with their job types (for the wake-up).
+    released: dict[uuid.UUID, str]
+
+
+async def complete_many(
+    conn: Connection, done: Sequence[tuple[uuid.UUID, int, Any]], *, now: datetime | None = None
+) -> Completion:
+    """Complete (id, attempt, result) triples still held at that attempt; release their ready children."""
+    with translate_errors():
+        rows = await conn.fetch(
+            QUERIES["job_complete_many"], [d[0] for d in done], [d[1] for d in done], [d[2] for d in done], now
+        )
+    return Completion(
+        completed={r["id"] for r in rows if r["outcome"] == "completed"},
+        released={r["id"]: r["job_type"] for r in rows if r["outcome"] == "released"},
+    )
+
+
+async def fail_many(
+    conn: Connection,
+    failures: Sequence[tuple[uuid.UUID, int, dict[str, Any], datetime | None]],
+    *,
+    now: datetime | None = None,
+) -> dict[uuid.UUID, JobStatus]:
+    """Record (id, attempt, error entry, retry_at or None) failures; return the new status of each one applied."""
+    with translate_errors():
+        rows = await conn.fetch(
+            QUERIES["job_fail_many"],
+            [f[0] for f in failures],
+            [f[1] for f in failures],
+            [f[2] for f in failures],
+            [f[3] for f in failures],
+            now,
+        )
+    return {r["id"]: JobStatus(r["status"]) for r in rows}
+
+
+async def release_many(conn: Connection, held: Sequence[tuple[uuid.UUID, int]]) -> set[uuid.UUID]:
+    """Return (id, attempt) jobs to PENDING without spending the attempt; the ids released."""
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["job_release_many"], [i for i, _ in held], [a for _, a in held])
+    return {r["id"] for r in rows}
+
+
+async def cancel(conn: Connection, job_id: uuid.UUID, *, reason: str, now: datetime | None = None) -> JobStatus | None:
+    """Cancel (or ask a RUNNING job to stop); the status after, or None if the job was already final."""
+    with translate_errors():
+        row = await conn.fetchrow(QUERIES["job_cancel"], job_id, reason, now)
+    return None if row is None else JobStatus(row["status"])
+
+
+async def cancel_running(conn: Connection, job_id: uuid.UUID, attempt: int, *, now: datetime | None = None) -> bool:
+    with translate_errors():
+        return await conn.fetchval(QUERIES["job_cancel_running"], job_id, attempt, now) is not None
+
+
+async def cancel_descendants(
+    conn: Connection, roots: Sequence[uuid.UUID], *, now: datetime | None = None
+) -> set[uuid.UUID]:
+    with translate_errors():
+        return {r["id"] for r in await conn.fetch(QUERIES["job_cancel_descendants"], list(roots), now)}
+
+
+async def retry(conn: Connection, job_id: uuid.UUID, *, now: datetime | None = None) -> bool:
+    with translate_errors():
+        return await conn.fetchval(QUERIES["job_retry"], job_id, now) is not None
+
+
+async def reblock_descendants(conn: Connection, job_id: uuid.UUID) -> set[uuid.UUID]:
+    with translate_errors():
+        return {r["id"] for r in await conn.fetch(QUERIES["job_reblock_descendants"], job_id)}
+
+
+@dataclass(frozen=True)
+class Rescued:
+    id: uuid.UUID
+    status: JobStatus
+    job_type: str
+
+
+async def rescue_expired(conn: Connection, *, limit: int, now: datetime | None = None) -> list[Rescued]:
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["job_rescue_expired"], limit, now)
+    return [Rescued(r["id"], JobStatus(r["status"]), r["job_type"]) for r in rows]
+
+
+async def expire_leases_of_workers(
+    conn: Connection, worker_ids: Sequence[uuid.UUID], *, now: datetime | None = None
+) -> set[uuid.UUID]:
+    with translate_errors():
+        return {r["id"] for r in await conn.fetch(QUERIES["job_expire_leases_of_workers"], list(worker_ids), now)}
+
+
+async def get(conn: Connection, job_id: uuid.UUID) -> JobRow | None:
+    with translate_errors():
+        row = await conn.fetchrow(QUERIES["job_get"], job_id)
+    return None if row is None else JobRow.from_record(row)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFilter:
+    """Optional filters of :func:`list_jobs`."""
+
+    status: JobStatus | None = None
+    job_type: str | None = None
+    source_bucket: str | None = None
+    source_key: str | None = None
+    since: datetime | None = None
+
+
+async def list_jobs(
+    conn: Connection, where: JobFilter, *, before: uuid.UUID | None = None, limit: int = 50
+) -> list[JobRow]:
+    """Newest first; pass the last id of a page as ``before`` to get the next one."""
+    with translate_errors():
+        rows = await conn.fetch(
+            QUERIES["job_list"],
+            where.status,
+            where.job_type,
+            where.source_bucket,
+            where.source_key,
+            where.since,
+            before,
+            limit,
+        )
+    return [JobRow.from_record(r) for r in rows]
+
+
+async def parent_results(conn: Connection, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    with translate_errors():
+        return [dict(r) for r in await conn.fetch(QUERIES["job_parent_results"], job_id)]
+
+
+@dataclass(frozen=True)
+class Depth:
+    status: JobStatus
+    job_type: str
+    jobs: int
+    oldest_ready_seconds: float | None
+
+
+async def depth(conn: Connection, *, now: datetime | None = None) -> list[Depth]:
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["job_depth"], now)
+    return [Depth(JobStatus(r["status"]), r["job_type"], r["jobs"], r["oldest_ready_seconds"]) for r in rows]
+
+
+async def prune(conn: Connection, *, finished_before: datetime, failed_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` old finished jobs; the count deleted."""
+    with translate_errors():
+        status = await conn.execute(QUERIES["job_prune"], finished_before, failed_before, limit)
+    return int(status.split()[-1])
+
+
+async def save_snapshot(conn: Connection, job_id: uuid.UUID, attempt: int, state: Any) -> bool:
+    """Store a checkpoint for the attempt that holds the job; False if that attempt no longer does."""
+    with translate_errors():
+        return await conn.fetchval(QUERIES["snapshot_save"], job_id, attempt, state) is not None
+
+
+async def get_snapshot(conn: Connection, job_id: uuid.UUID) -> Any:
+    """The latest checkpoint's state, or None."""
+    with translate_errors():
+        row = await conn.fetchrow(QUERIES["snapshot_get"], job_id)
+    return None if row is None else row["state"]

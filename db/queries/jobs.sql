@@ -1,0 +1,326 @@
+-- The job engine's statements. Every transition is guarded by the status it expects and, for a job a
+-- worker holds, by the attempt that worker claimed: zero rows back means someone else got there first.
+-- A trailing `now` parameter is NULL in production and a fixed time in tests (an injectable clock).
+
+-- name: job_insert_many
+-- Insert jobs from parallel arrays; rows whose idempotency key exists are skipped. Returns the new ids.
+-- $1 ids, $2 types, $3 payloads, $4 statuses, $5 priorities, $6 max_retries, $7 timeouts (ms), $8 run_at
+-- (NULL = now), $9 idempotency keys, $10 declared parent counts, $11 pipelines, $12 steps,
+-- $13 object event ids, $14 source buckets, $15 source keys, $16 source versions, $17 now.
+INSERT INTO jobs (id, job_type, payload, status, priority, max_retries, timeout_ms, run_at, idempotency_key,
+                  pending_parents, pipeline, step, object_event_id, source_bucket, source_key, source_version)
+SELECT u.id, u.job_type, u.payload, u.status, u.priority, u.max_retries, u.timeout_ms,
+       coalesce(u.run_at, $17::timestamptz, now()), u.idempotency_key, u.pending_parents, u.pipeline, u.step,
+       u.object_event_id, u.source_bucket, u.source_key, u.source_version
+FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::job_status[], $5::integer[], $6::integer[], $7::integer[],
+            $8::timestamptz[], $9::text[], $10::integer[], $11::text[], $12::text[], $13::bigint[], $14::text[],
+            $15::text[], $16::text[])
+     AS u(id, job_type, payload, status, priority, max_retries, timeout_ms, run_at, idempotency_key,
+          pending_parents, pipeline, step, object_event_id, source_bucket, source_key, source_version)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id;
+
+-- name: job_ids_by_keys
+-- The ids of existing jobs with these idempotency keys. $1 keys.
+SELECT idempotency_key, id FROM jobs WHERE idempotency_key = ANY($1::text[]);
+
+-- name: job_lock_parents
+-- Share-lock prospective parents before edges are added, so a parent cannot complete unseen between our
+-- count of its children's pending parents and our commit. $1 parent ids.
+SELECT id, status FROM jobs WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE;
+
+-- name: dependency_insert_many
+-- $1 parent ids, $2 child ids (parallel arrays).
+INSERT INTO job_dependencies (parent_id, child_id)
+SELECT * FROM unnest($1::uuid[], $2::uuid[])
+ON CONFLICT DO NOTHING;
+
+-- name: job_settle_dependencies
+-- Recount the unfinished parents of jobs $1 (BLOCKED or PENDING only): none left → PENDING; some → BLOCKED;
+-- any parent FAILED or CANCELLED → CANCELLED with an `upstream_failed` error naming it. $2 now.
+WITH counts AS (
+    SELECT d.child_id,
+           count(*) FILTER (WHERE p.status <> 'COMPLETED') AS pending,
+           (array_agg(p.id ORDER BY p.id) FILTER (WHERE p.status IN ('FAILED', 'CANCELLED')))[1] AS failed_parent
+    FROM job_dependencies d
+    JOIN jobs p ON p.id = d.parent_id
+    WHERE d.child_id = ANY($1::uuid[])
+    GROUP BY d.child_id
+)
+UPDATE jobs c
+SET pending_parents = counts.pending,
+    status = CASE WHEN counts.failed_parent IS NOT NULL THEN 'CANCELLED'
+                  WHEN counts.pending > 0 THEN 'BLOCKED'
+                  ELSE 'PENDING' END::job_status,
+    finished_at = CASE WHEN counts.failed_parent IS NOT NULL THEN coalesce($2::timestamptz, now()) END,
+    errors = CASE WHEN counts.failed_parent IS NULL THEN c.errors
+                  ELSE c.errors || jsonb_build_array(jsonb_build_object(
+                      'at', coalesce($2::timestamptz, now()), 'attempt', c.attempts, 'kind', 'upstream_failed',
+                      'message', 'upstream job ' || counts.failed_parent || ' did not complete',
+                      'upstream_job_id', counts.failed_parent)) END
+FROM counts
+WHERE c.id = counts.child_id AND c.status IN ('BLOCKED', 'PENDING')
+RETURNING c.id, c.status;
+
+-- name: job_raise_ancestor_priority
+-- Priority inheritance: every unfinished ancestor of jobs $1 takes the highest priority waiting on it.
+WITH RECURSIVE ancestors(id, priority) AS (
+    SELECT d.parent_id, c.priority
+    FROM job_dependencies d JOIN jobs c ON c.id = d.child_id
+    WHERE d.child_id = ANY($1::uuid[])
+    UNION
+    SELECT d.parent_id, a.priority
+    FROM job_dependencies d JOIN ancestors a ON d.child_id = a.id
+)
+UPDATE jobs j
+SET priority = wanted.priority
+FROM (SELECT id, max(priority) AS priority FROM ancestors GROUP BY id) AS wanted
+WHERE j.id = wanted.id AND j.priority < wanted.priority AND j.status IN ('BLOCKED', 'PENDING');
+
+-- name: job_claim
+-- Claim up to $3 ready jobs of types $1 (empty = any) for worker $2, highest priority first, then earliest
+-- run_at, then oldest. The lease is the job's timeout plus $4 seconds of grace. $5 now.
+WITH next AS (
+    SELECT id
+    FROM jobs
+    WHERE status = 'PENDING'
+      AND run_at <= coalesce($5::timestamptz, now())
+      AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]))
+    ORDER BY priority DESC, run_at, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j
+SET status = 'RUNNING',
+    attempts = j.attempts + 1,
+    worker_id = $2,
+    cancel_requested = false,
+    started_at = coalesce($5::timestamptz, now()),
+    lease_expires_at = coalesce($5::timestamptz, now()) + make_interval(secs => j.timeout_ms / 1000.0 + $4::float8)
+FROM next
+WHERE j.id = next.id
+RETURNING j.*;
+
+-- name: job_extend_leases
+-- Heartbeat: extend the leases of the jobs a worker still holds. $1 ids, $2 attempts, $3 grace seconds,
+-- $4 now. Returns the jobs still held, with whether each was asked to stop; a missing id was rescued.
+UPDATE jobs j
+SET lease_expires_at = coalesce($4::timestamptz, now()) + make_interval(secs => j.timeout_ms / 1000.0 + $3::float8)
+FROM unnest($1::uuid[], $2::integer[]) AS u(id, attempt)
+WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
+RETURNING j.id, j.cancel_requested;
+
+-- name: job_complete_many
+-- Complete jobs and, in the same statement, release each child whose last unfinished parent this was.
+-- $1 ids, $2 attempts, $3 results, $4 now. Returns ('completed', id) and ('released', child id, type) rows.
+-- Two parents finishing in concurrent transactions serialise on the child's row; the second decrement
+-- re-reads the first's result, so a release is never lost.
+WITH done AS (
+    UPDATE jobs j
+    SET status = 'COMPLETED', result = u.result, finished_at = coalesce($4::timestamptz, now()),
+        lease_expires_at = NULL, cancel_requested = false
+    FROM unnest($1::uuid[], $2::integer[], $3::jsonb[]) AS u(id, attempt, result)
+    WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
+    RETURNING j.id
+), released AS (
+    UPDATE jobs c
+    SET pending_parents = c.pending_parents - n.parents,
+        status = CASE WHEN c.pending_parents - n.parents = 0 THEN 'PENDING' ELSE 'BLOCKED' END::job_status,
+        run_at = greatest(c.run_at, coalesce($4::timestamptz, now()))
+    FROM (SELECT d.child_id, count(*) AS parents
+          FROM job_dependencies d JOIN done ON d.parent_id = done.id
+          GROUP BY d.child_id) AS n
+    WHERE c.id = n.child_id AND c.status = 'BLOCKED'
+    RETURNING c.id, c.status, c.job_type
+)
+SELECT 'completed' AS outcome, id, NULL AS job_type FROM done
+UNION ALL
+SELECT 'released', id, job_type FROM released WHERE status = 'PENDING';
+
+-- name: job_fail_many
+-- Record a failed attempt: back to PENDING at $4 (a retry), or FAILED where $4 is NULL (retries exhausted
+-- or not retryable). $1 ids, $2 attempts, $3 error entries, $4 retry times, $5 now.
+UPDATE jobs j
+SET status = CASE WHEN u.retry_at IS NULL THEN 'FAILED' ELSE 'PENDING' END::job_status,
+    run_at = coalesce(u.retry_at, j.run_at),
+    errors = j.errors || jsonb_build_array(u.error),
+    finished_at = CASE WHEN u.retry_at IS NULL THEN coalesce($5::timestamptz, now()) END,
+    lease_expires_at = NULL,
+    cancel_requested = false
+FROM unnest($1::uuid[], $2::integer[], $3::jsonb[], $4::timestamptz[]) AS u(id, attempt, error, retry_at)
+WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
+RETURNING j.id, j.status;
+
+-- name: job_release_many
+-- Give jobs back unrun (graceful shutdown): PENDING again, without spending the attempt. $1 ids, $2 attempts.
+UPDATE jobs j
+SET status = 'PENDING', attempts = j.attempts - 1, worker_id = NULL, lease_expires_at = NULL,
+    started_at = NULL, cancel_requested = false
+FROM unnest($1::uuid[], $2::integer[]) AS u(id, attempt)
+WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
+RETURNING j.id;
+
+-- name: job_cancel
+-- Cancel job $1: at once unless RUNNING, where it is only asked to stop (its worker sees the request at
+-- its next heartbeat). $2 reason, $3 now. Returns the status after the call, or nothing if already final.
+UPDATE jobs
+SET status = CASE WHEN status = 'RUNNING' THEN status ELSE 'CANCELLED' END::job_status,
+    cancel_requested = (status = 'RUNNING'),
+    finished_at = CASE WHEN status = 'RUNNING' THEN NULL ELSE coalesce($3::timestamptz, now()) END,
+    errors = CASE WHEN status = 'RUNNING' THEN errors
+                  ELSE errors || jsonb_build_array(jsonb_build_object(
+                      'at', coalesce($3::timestamptz, now()), 'attempt', attempts, 'kind', 'cancelled',
+                      'message', $2::text)) END
+WHERE id = $1 AND status IN ('BLOCKED', 'PENDING', 'RUNNING')
+RETURNING id, status;
+
+-- name: job_cancel_running
+-- The worker running job $1 (attempt $2) stopped it on request. $3 now.
+UPDATE jobs
+SET status = 'CANCELLED', finished_at = coalesce($3::timestamptz, now()), lease_expires_at = NULL,
+    cancel_requested = false,
+    errors = errors || jsonb_build_array(jsonb_build_object(
+        'at', coalesce($3::timestamptz, now()), 'attempt', attempts, 'kind', 'cancelled',
+        'message', 'cancelled while running'))
+WHERE id = $1 AND status = 'RUNNING' AND attempts = $2
+RETURNING id;
+
+-- name: job_cancel_descendants
+-- Cancel every unfinished descendant of jobs $1, each with an `upstream_failed` error naming the job
+-- that ended without completing. $2 now. Returns the ids cancelled.
+WITH RECURSIVE descendants(id, root) AS (
+    SELECT d.child_id, d.parent_id FROM job_dependencies d WHERE d.parent_id = ANY($1::uuid[])
+    UNION
+    SELECT d.child_id, descendants.root FROM job_dependencies d JOIN descendants ON d.parent_id = descendants.id
+), first_root AS (
+    SELECT DISTINCT ON (id) id, root FROM descendants ORDER BY id, root
+)
+UPDATE jobs c
+SET status = 'CANCELLED', finished_at = coalesce($2::timestamptz, now()),
+    errors = c.errors || jsonb_build_array(jsonb_build_object(
+        'at', coalesce($2::timestamptz, now()), 'attempt', c.attempts, 'kind', 'upstream_failed',
+        'message', 'upstream job ' || f.root || ' did not complete', 'upstream_job_id', f.root))
+FROM first_root f
+WHERE c.id = f.id AND c.status IN ('BLOCKED', 'PENDING')
+RETURNING c.id;
+
+-- name: job_retry
+-- Run a FAILED or CANCELLED job $1 again, with a fresh retry budget. $2 now.
+UPDATE jobs
+SET status = 'PENDING', attempt_floor = attempts, run_at = coalesce($2::timestamptz, now()), finished_at = NULL,
+    result = NULL, worker_id = NULL, cancel_requested = false, pending_parents = 0
+WHERE id = $1 AND status IN ('FAILED', 'CANCELLED')
+RETURNING id;
+
+-- name: job_reblock_descendants
+-- After a retry of job $1: its descendants that were cancelled because of it (or of each other) wait again.
+WITH RECURSIVE descendants(id) AS (
+    SELECT d.child_id FROM job_dependencies d WHERE d.parent_id = $1
+    UNION
+    SELECT d.child_id FROM job_dependencies d JOIN descendants ON d.parent_id = descendants.id
+)
+UPDATE jobs c
+SET status = 'BLOCKED', pending_parents = 1, finished_at = NULL
+FROM descendants
+WHERE c.id = descendants.id AND c.status = 'CANCELLED' AND c.errors -> -1 ->> 'kind' = 'upstream_failed'
+RETURNING c.id;
+
+-- name: job_rescue_expired
+-- Jobs whose lease lapsed (their worker died or hung) go back to PENDING, or to FAILED when that was their
+-- last attempt, with a `worker_lost` error. Guarded by the attempt read, so a job completed meanwhile is
+-- left alone; SKIP LOCKED lets several rescuers run at once. $1 batch size, $2 now.
+WITH lapsed AS (
+    SELECT id, attempts
+    FROM jobs
+    WHERE status = 'RUNNING' AND lease_expires_at < coalesce($2::timestamptz, now())
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j
+SET status = CASE WHEN j.attempts - j.attempt_floor > j.max_retries THEN 'FAILED' ELSE 'PENDING' END::job_status,
+    finished_at = CASE WHEN j.attempts - j.attempt_floor > j.max_retries THEN coalesce($2::timestamptz, now()) END,
+    run_at = coalesce($2::timestamptz, now()),
+    lease_expires_at = NULL,
+    cancel_requested = false,
+    errors = j.errors || jsonb_build_array(jsonb_build_object(
+        'at', coalesce($2::timestamptz, now()), 'attempt', j.attempts, 'kind', 'worker_lost',
+        'message', 'worker lost: lease expired while running', 'worker_id', j.worker_id))
+FROM lapsed
+WHERE j.id = lapsed.id AND j.status = 'RUNNING' AND j.attempts = lapsed.attempts
+RETURNING j.id, j.status, j.job_type;
+
+-- name: job_expire_leases_of_workers
+-- The workers $1 are known dead: end their jobs' leases now, so the next rescue takes them at once. $2 now.
+UPDATE jobs
+SET lease_expires_at = coalesce($2::timestamptz, now()) - interval '1 microsecond'
+WHERE worker_id = ANY($1::uuid[]) AND status = 'RUNNING'
+RETURNING id;
+
+-- name: job_get
+-- One job with the ids it depends on and the ids depending on it. $1 id.
+SELECT j.*,
+       ARRAY(SELECT parent_id FROM job_dependencies WHERE child_id = j.id ORDER BY parent_id) AS depends_on,
+       ARRAY(SELECT child_id FROM job_dependencies WHERE parent_id = j.id ORDER BY child_id) AS dependents
+FROM jobs j
+WHERE j.id = $1;
+
+-- name: job_list
+-- Newest first, keyset-paginated by id (UUIDv7, so id order is creation order). Every filter is optional:
+-- $1 status, $2 type, $3 source bucket, $4 source key, $5 created since, $6 ids below this one, $7 limit.
+SELECT j.*,
+       ARRAY(SELECT parent_id FROM job_dependencies WHERE child_id = j.id ORDER BY parent_id) AS depends_on,
+       ARRAY(SELECT child_id FROM job_dependencies WHERE parent_id = j.id ORDER BY child_id) AS dependents
+FROM jobs j
+WHERE ($1::job_status IS NULL OR j.status = $1)
+  AND ($2::text IS NULL OR j.job_type = $2)
+  AND ($3::text IS NULL OR j.source_bucket = $3)
+  AND ($4::text IS NULL OR j.source_key = $4)
+  AND ($5::timestamptz IS NULL OR j.created_at >= $5)
+  AND ($6::uuid IS NULL OR j.id < $6)
+ORDER BY j.id DESC
+LIMIT $7;
+
+-- name: job_parent_results
+-- What a job's parents produced, for the job to read. $1 child id.
+SELECT p.id, p.step, p.job_type, p.status, p.result
+FROM job_dependencies d JOIN jobs p ON p.id = d.parent_id
+WHERE d.child_id = $1
+ORDER BY p.id;
+
+-- name: job_depth
+-- Live jobs by status and type, counted from the small partial index `jobs_live` (not from history), with
+-- the age of the oldest ready job of each type. $1 now.
+SELECT status, job_type, count(*) AS jobs,
+       extract(epoch FROM coalesce($1::timestamptz, now()) - min(run_at) FILTER (
+           WHERE status = 'PENDING' AND run_at <= coalesce($1::timestamptz, now())))::float8 AS oldest_ready_seconds
+FROM jobs
+WHERE status IN ('BLOCKED', 'PENDING', 'RUNNING')
+GROUP BY status, job_type;
+
+-- name: job_prune
+-- Delete up to $3 finished jobs: COMPLETED and CANCELLED that finished before $1, FAILED before $2.
+-- A job whose dependents are still live is kept: they may read its result.
+DELETE FROM jobs
+WHERE id IN (
+    SELECT j.id
+    FROM jobs j
+    WHERE ((j.status IN ('COMPLETED', 'CANCELLED') AND j.finished_at < $1::timestamptz)
+        OR (j.status = 'FAILED' AND j.finished_at < $2::timestamptz))
+      AND NOT EXISTS (SELECT 1 FROM job_dependencies d JOIN jobs c ON c.id = d.child_id
+                      WHERE d.parent_id = j.id AND c.status IN ('BLOCKED', 'PENDING', 'RUNNING'))
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: snapshot_save
+-- Keep job $1's latest checkpoint, written by attempt $2 (a stale attempt cannot overwrite it). $3 state.
+INSERT INTO state_snapshots (job_id, attempt, state)
+SELECT $1, $2, $3::jsonb
+FROM jobs WHERE id = $1 AND status = 'RUNNING' AND attempts = $2
+ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, state = excluded.state, updated_at = now()
+RETURNING job_id;
+
+-- name: snapshot_get
+-- The latest checkpoint of job $1, if any.
+SELECT attempt, state, updated_at FROM state_snapshots WHERE job_id = $1;

@@ -1,0 +1,74 @@
+"""Migrations: applied once each, under a lock, and equal to the schema file readers see."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from conveyor.settings import Settings
+from db import admin, connection, migrate
+from db.connection import Connection
+from db.errors import MigrationError
+from db.settings import PostgresSettings
+from db.sql import QUERIES
+
+
+@pytest.fixture
+async def empty_database(settings: Settings) -> AsyncIterator[PostgresSettings]:
+    name = f"conveyor_empty_{uuid.uuid4().hex[:12]}"
+    conn = await connection.connect(settings.postgres)
+    try:
+        await admin.create_database(conn, name, template="template0")
+        yield settings.postgres.model_copy(update={"database": name})
+    finally:
+        await admin.drop_database(conn, name)
+        await conn.close()
+
+
+async def _shape(conn: Connection) -> dict[str, Any]:
+    return {
+        name: [tuple(r) for r in await conn.fetch(QUERIES[name])]
+        for name in ("schema_columns", "schema_indexes", "schema_constraints")
+    }
+
+
+async def test_migrating_from_empty_equals_the_schema_file(
+    empty_database: PostgresSettings, database: PostgresSettings
+) -> None:
+    from_file = await connection.connect(empty_database)
+    migrated = await connection.connect(database)
+    try:
+        await from_file.execute(migrate.reference_schema())
+        expected, actual = await _shape(from_file), await _shape(migrated)
+    finally:
+        await from_file.close()
+        await migrated.close()
+    actual["schema_columns"] = [c for c in actual["schema_columns"] if c[0] != "schema_migrations"]
+    actual["schema_indexes"] = [i for i in actual["schema_indexes"] if i[0] != "schema_migrations"]
+    actual["schema_constraints"] = [c for c in actual["schema_constraints"] if c[0] != "schema_migrations"]
+    assert actual == expected
+
+
+async def test_migrate_is_idempotent_and_safe_to_run_concurrently(empty_database: PostgresSettings) -> None:
+    conns = [await connection.connect(empty_database) for _ in range(3)]
+    try:
+        applied = await asyncio.gather(*(migrate.migrate(c) for c in conns))
+        assert sorted(len(a) for a in applied) == [0, 0, len(migrate.available())]
+        assert await migrate.migrate(conns[0]) == []
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_a_migration_edited_after_it_was_applied_is_refused(
+    conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, *rest = migrate.available()
+    edited = migrate.Migration(first.version, first.name, first.sql + "\n-- an innocent-looking edit\n")
+    monkeypatch.setattr(migrate, "available", lambda: [edited, *rest])
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        await migrate.migrate(conn)

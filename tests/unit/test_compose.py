@@ -1,0 +1,87 @@
+"""compose.yaml cannot run here (no Docker), so it is checked against the settings it must agree with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from conveyor import settings as settings_module
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return data
+
+
+@pytest.fixture
+def conveyor_env(compose: dict[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = compose["x-conveyor-env"]
+    return env
+
+
+@pytest.fixture
+def compose_settings(conveyor_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> settings_module.Settings:
+    for name, value in conveyor_env.items():
+        monkeypatch.setenv(name, value)
+    return settings_module.load()
+
+
+def test_conveyor_environment_is_valid_settings(compose_settings: settings_module.Settings) -> None:
+    assert compose_settings.postgres.host == "postgres"
+
+
+def test_minio_publishes_where_conveyor_reads(
+    compose: dict[str, Any], compose_settings: settings_module.Settings
+) -> None:
+    minio = compose["services"]["minio"]["environment"]
+    assert minio["MINIO_ROOT_USER"] == compose_settings.s3.access_key
+    assert minio["MINIO_ROOT_PASSWORD"] == compose_settings.s3.secret_key.get_secret_value()
+    assert minio["MINIO_NOTIFY_KAFKA_TOPIC_PRIMARY"] == compose_settings.kafka.events_topic
+    assert minio["MINIO_NOTIFY_KAFKA_BROKERS_PRIMARY"] == compose_settings.kafka.bootstrap_servers
+    assert minio["MINIO_API_SYNC_EVENTS"] == "on"
+    assert minio["MINIO_NOTIFY_KAFKA_QUEUE_DIR_PRIMARY"]
+    assert compose_settings.s3.notification_arn == "arn:minio:sqs::PRIMARY:kafka"
+
+
+def test_postgres_credentials_match(compose: dict[str, Any], compose_settings: settings_module.Settings) -> None:
+    postgres = compose["services"]["postgres"]["environment"]
+    assert postgres["POSTGRES_USER"] == compose_settings.postgres.user
+    assert postgres["POSTGRES_PASSWORD"] == compose_settings.postgres.password.get_secret_value()
+    assert postgres["POSTGRES_DB"] == compose_settings.postgres.database
+
+
+def test_host_ports_are_the_native_stack_defaults(compose: dict[str, Any]) -> None:
+    defaults = settings_module.load()
+    expected = {
+        "postgres": defaults.postgres.port,
+        "redis": urlsplit(defaults.redis.url).port,
+        "kafka": int(defaults.kafka.bootstrap_servers.rpartition(":")[2]),
+        "minio": urlsplit(defaults.s3.endpoint).port,
+    }
+    for service, port in expected.items():
+        published = [int(p.split(":")[1]) for p in compose["services"][service]["ports"]]
+        assert port in published, f"{service} should publish host port {port}"
+
+
+def test_every_service_has_a_healthcheck_or_is_one_shot(compose: dict[str, Any]) -> None:
+    for name in ("postgres", "redis", "kafka", "minio"):
+        assert "healthcheck" in compose["services"][name], name
+
+
+def test_mounted_files_and_builds_exist(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+        if "build" in service:
+            assert (ROOT / service["build"] / "Dockerfile").exists()
+    prometheus = compose["services"]["prometheus"]["command"][0].split("=", 1)[1]
+    assert (ROOT / "deploy/prometheus" / Path(prometheus).name).exists()
