@@ -31,8 +31,9 @@ async def empty_database(settings: Settings) -> AsyncIterator[PostgresSettings]:
 
 async def _shape(conn: Connection) -> dict[str, Any]:
     return {
-        name: [tuple(r) for r in await conn.fetch(QUERIES[name])]
-        for name in ("schema_columns", "schema_indexes", "schema_constraints")
+        "schema_columns": [tuple(r) for r in await conn.fetch(QUERIES["schema_columns"])],
+        "schema_indexes": [tuple(r) for r in await conn.fetch(QUERIES["schema_indexes"])],
+        "schema_constraints": [tuple(r) for r in await conn.fetch(QUERIES["schema_constraints"])],
     }
 
 

@@ -1,0 +1,57 @@
+"""Retention and queue depth: the hot table stays small and depth is read cheaply."""
+
+from __future__ import annotations
+
+import uuid
+
+from db.jobs import JobStatus
+from pipeline.dag import JobSpec
+from pipeline.engine import Engine, Failure
+from pipeline.retention import Pruner
+from pipeline.settings import RetentionSettings
+from tests.db.conftest import FakeClock
+
+WORKER = uuid.uuid4()
+
+
+async def test_pruner_deletes_old_finished_jobs_in_batches_and_keeps_the_rest(engine: Engine, clock: FakeClock) -> None:
+    await engine.create_dag([JobSpec(job_type="done") for _ in range(5)])
+    await engine.create(JobSpec(job_type="fails", max_retries=0, priority=-1))
+    for job in await engine.claim(WORKER, job_types=["done"], limit=5):
+        await engine.complete(job, {})
+    (failing,) = await engine.claim(WORKER, job_types=["fails"])
+    await engine.fail(Failure(failing, "boom"))
+    live = await engine.create(JobSpec(job_type="live"))
+
+    settings = RetentionSettings(completed_after_seconds=3600, failed_after_seconds=7200, batch_size=2)
+    pruner = Pruner(engine, settings)
+    assert (await pruner.run_once()).jobs == 0, "nothing is old enough yet"
+    clock.advance(3601)
+    assert [(await pruner.run_once()).jobs for _ in range(4)] == [2, 2, 1, 0]
+    assert (await engine.get(failing.id)).status is JobStatus.FAILED, "failed jobs are kept longer"
+    clock.advance(3600)
+    assert (await pruner.run_once()).jobs == 1
+    assert (await engine.get(live)).status is JobStatus.PENDING
+
+
+async def test_a_finished_parent_is_kept_while_its_children_are_live(engine: Engine, clock: FakeClock) -> None:
+    dag = await engine.create_dag([JobSpec(name="p", job_type="p"), JobSpec(name="c", job_type="c", depends_on=["p"])])
+    (parent,) = await engine.claim(WORKER, job_types=["p"])
+    await engine.complete(parent, {"for": "the child"})
+    clock.advance(10**6)
+    await Pruner(engine, RetentionSettings(completed_after_seconds=1)).run_once()
+    assert (await engine.get(dag.ids["p"])).result == {"for": "the child"}
+
+
+async def test_queue_depth_counts_live_jobs_by_status_and_type(engine: Engine, clock: FakeClock) -> None:
+    from db import jobs as job_queries
+    from db.connection import acquire
+
+    await engine.create_dag([JobSpec(job_type="a") for _ in range(3)] + [JobSpec(job_type="b")])
+    await engine.claim(WORKER, job_types=["b"])
+    clock.advance(30)
+    async with acquire(engine.pool) as conn:
+        depth = {(d.status, d.job_type): d for d in await job_queries.depth(conn, now=clock.now)}
+    assert depth[(JobStatus.PENDING, "a")].jobs == 3
+    assert depth[(JobStatus.PENDING, "a")].oldest_ready_seconds == 30
+    assert depth[(JobStatus.RUNNING, "b")].jobs == 1
