@@ -49,8 +49,22 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: stack
-	$(PY) -m bench
+PEERS := procrastinate celery arq
+PEER_VENVS := $(foreach peer,$(PEERS),.venv-bench/$(peer)/.installed)
+
+.venv-bench/%/.installed: bench/peers/requirements-%.txt
+	$(PYTHON) -m venv .venv-bench/$*
+	.venv-bench/$*/bin/pip install -q -r $<
+	touch $@
+
+## Every benchmark, written to bench/RESULTS.md. PostgreSQL runs with default durability here.
+bench: install $(PEER_VENVS)
+	@record=$$(mktemp); status=0; \
+	$(CONVEYOR) stack down postgres >/dev/null 2>&1; \
+	CONVEYOR_STACK__POSTGRES_FAST_UNSAFE=false $(CONVEYOR) stack up --record "$$record" \
+	  && $(CONVEYOR) migrate && $(CONVEYOR) bootstrap \
+	  && $(PY) -m bench || status=$$?; \
+	$(CONVEYOR) stack down --from-record "$$record"; rm -f "$$record"; exit $$status
 
 down: install
 	$(CONVEYOR) stack down

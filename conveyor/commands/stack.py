@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -49,6 +50,8 @@ def register(commands: Any) -> None:
 
 
 def _stack(settings: Settings, args: argparse.Namespace) -> Stack:
+    # Readiness probes expect refused connections while servers start; aiokafka would log each one.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     if args.s3:
         settings = settings.model_copy(update={"stack": settings.stack.model_copy(update={"s3_server": args.s3})})
     return Stack(settings)

@@ -1,0 +1,84 @@
+"""``make bench``: every benchmark, written to bench/RESULTS.md (``python -m bench``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from bench import engine as engine_bench
+from bench import report
+from bench.peers import run as peers
+from conveyor import settings as settings_module
+from db import admin, connection
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+PEER_JOBS = 5_000
+
+
+async def engine_section(settings: settings_module.Settings) -> report.Section:
+    figures = await engine_bench.run(settings.postgres)
+    peer_dsn = await _peer_database(settings)
+    peer_figures = peers.run_all(peer_dsn, settings.redis, PEER_JOBS)
+    section = report.Section("Engine: no-op jobs through create -> claim -> complete", "make bench (bench/engine.py)")
+    durability = figures["durability"]
+    section.text(
+        f"PostgreSQL {durability['server_version']} with fsync={durability['fsync']}, "
+        f"synchronous_commit={durability['synchronous_commit']} (default durability).",
+    )
+    drains = figures["drain"]
+    rows = []
+    for fig in drains:
+        if fig.name == "conveyor":
+            bare = next(b for b in drains if b.name == "bare" and (b.claimers, b.batch) == (fig.claimers, fig.batch))
+            rows.append(
+                [
+                    f"{fig.claimers}",
+                    f"{fig.batch}",
+                    f"{fig.rate:,.0f}",
+                    f"{bare.rate:,.0f}",
+                    f"{fig.rate / bare.rate:.0%}",
+                ]
+            )
+    section.table(["claimers", "claim batch", "conveyor jobs/s", "bare asyncpg loop jobs/s", "conveyor / bare"], rows)
+    enqueue = figures["enqueue"]
+    section.text(
+        f"Enqueue in bulk (DAG transactions of {enqueue.batch:,} jobs): **{enqueue.rate:,.0f} jobs/s** ({enqueue.jobs:,} jobs)."
+    )
+    best_peer = max(peer_figures, key=lambda p: p.rate)
+    section.table(
+        ["peer (same machine, same run)", "variant", "jobs", "jobs/s"],
+        [[p.peer, p.variant, f"{p.jobs:,}", f"{p.rate:,.0f}"] for p in peer_figures],
+    )
+    best_conveyor = max((f for f in drains if f.name == "conveyor"), key=lambda f: f.rate)
+    section.text(
+        f"Best conveyor drain: {best_conveyor.rate:,.0f} jobs/s ({best_conveyor.claimers} claimers, batch "
+        f"{best_conveyor.batch}) = {best_conveyor.rate / best_peer.rate:.1f}x the best peer variant "
+        f"({best_peer.peer} {best_peer.variant}, {best_peer.rate:,.0f} jobs/s)."
+    )
+    return section
+
+
+async def _peer_database(settings: settings_module.Settings) -> str:
+    conn = await connection.connect(settings.postgres)
+    try:
+        await admin.drop_database(conn, "procrastinate_bench")
+        await admin.create_database(conn, "procrastinate_bench", template="template0")
+    finally:
+        await conn.close()
+    return settings.postgres.dsn("procrastinate_bench")
+
+
+async def main(selected: list[str]) -> None:
+    settings = settings_module.load()
+    sections = []
+    if not selected or "engine" in selected:
+        sections.append(await engine_section(settings))
+    for section in sections:
+        print(section.render())
+    if not selected:
+        report.write(str(RESULTS), sections, [])
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))

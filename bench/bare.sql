@@ -1,0 +1,29 @@
+-- The bare loop of bench/engine.py: the least work a PostgreSQL queue can do per job, with no framework
+-- around it. It sets the ceiling conveyor's engine is measured against.
+
+-- name: bare_claim
+-- $1 worker, $2 batch size.
+WITH next AS (
+    SELECT id FROM jobs
+    WHERE status = 'PENDING' AND run_at <= now()
+    ORDER BY priority DESC, run_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, worker_id = $1, started_at = now()
+FROM next WHERE j.id = next.id
+RETURNING j.id, j.attempts;
+
+-- name: bare_complete
+-- $1 ids, $2 attempts.
+UPDATE jobs j SET status = 'COMPLETED', finished_at = now(), result = '{}'
+FROM unnest($1::uuid[], $2::integer[]) AS u(id, attempt)
+WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt;
+
+-- name: bench_reset
+-- Empty the queue between runs.
+TRUNCATE jobs CASCADE;
+
+-- name: bench_durability
+SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit,
+       current_setting('server_version') AS server_version;

@@ -1,0 +1,127 @@
+"""bench/engine: no-op jobs per second through create -> claim -> complete, beside the bare-loop ceiling.
+
+Each drain run enqueues ``jobs`` no-op jobs, then ``claimers`` asyncio tasks (one connection each) claim
+and complete them until the queue is empty. The same is done by a bare asyncpg loop with no framework,
+on the same table and server, in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from db import admin, connection, migrate
+from db.settings import PostgresSettings
+from db.sql import parse
+from pipeline.dag import JobSpec
+from pipeline.engine import Engine
+
+BENCH_DB = "conveyor_bench"
+SQL = parse((Path(__file__).parent / "bare.sql").read_text(), origin="bench/bare.sql")
+ENQUEUE_BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    claimers: int
+    batch: int
+    jobs: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.seconds
+
+
+async def fresh_database(settings: PostgresSettings) -> PostgresSettings:
+    """Drop and re-create the bench database, migrated."""
+    conn = await connection.connect(settings)
+    try:
+        await admin.drop_database(conn, BENCH_DB)
+        await admin.create_database(conn, BENCH_DB, template="template0")
+    finally:
+        await conn.close()
+    bench = settings.model_copy(update={"database": BENCH_DB, "pool_max_size": 20, "pool_min_size": 1})
+    conn = await connection.connect(bench)
+    try:
+        await migrate.migrate(conn)
+    finally:
+        await conn.close()
+    return bench
+
+
+async def durability(settings: PostgresSettings) -> dict[str, str]:
+    conn = await connection.connect(settings)
+    try:
+        return dict(await conn.fetchrow(SQL["bench_durability"]) or {})
+    finally:
+        await conn.close()
+
+
+async def enqueue(engine: Engine, jobs: int) -> float:
+    """Seconds to create ``jobs`` no-op jobs in bulk DAG transactions of ``ENQUEUE_BATCH``."""
+    started = time.perf_counter()
+    for start in range(0, jobs, ENQUEUE_BATCH):
+        count = min(ENQUEUE_BATCH, jobs - start)
+        await engine.create_dag([JobSpec(job_type="noop", payload={"n": start + i}) for i in range(count)])
+    return time.perf_counter() - started
+
+
+async def drain_engine(engine: Engine, claimers: int, batch: int) -> int:
+    async def claimer() -> int:
+        worker, done = uuid.uuid4(), 0
+        while jobs := await engine.claim(worker, job_types=["noop"], limit=batch):
+            done += len(await engine.complete_many([(job, None) for job in jobs]))
+        return done
+
+    return sum(await asyncio.gather(*(claimer() for _ in range(claimers))))
+
+
+async def drain_bare(pool: asyncpg.Pool, claimers: int, batch: int) -> int:
+    async def claimer() -> int:
+        worker, done = uuid.uuid4(), 0
+        async with pool.acquire() as conn:
+            while rows := await conn.fetch(SQL["bare_claim"], worker, batch):
+                await conn.execute(SQL["bare_complete"], [r["id"] for r in rows], [r["attempts"] for r in rows])
+                done += len(rows)
+        return done
+
+    return sum(await asyncio.gather(*(claimer() for _ in range(claimers))))
+
+
+async def reset(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute(SQL["bench_reset"])
+
+
+async def run(settings: PostgresSettings, *, jobs: int = 20_000, enqueue_jobs: int = 50_000) -> dict[str, object]:
+    """All engine figures: enqueue rate, and drain rates for conveyor and the bare loop."""
+    bench = await fresh_database(settings)
+    pool = await connection.create_pool(bench)
+    engine = Engine(pool)
+    figures: list[Figure] = []
+    try:
+        enqueue_seconds = await enqueue(engine, enqueue_jobs)
+        await reset(pool)
+        for claimers, batch in ((1, 1), (1, 100), (4, 100), (16, 100)):
+            for name in ("bare", "conveyor"):
+                await enqueue(engine, jobs)
+                started = time.perf_counter()
+                done = await (
+                    drain_bare(pool, claimers, batch) if name == "bare" else drain_engine(engine, claimers, batch)
+                )
+                figures.append(Figure(name, claimers, batch, done, time.perf_counter() - started))
+                await reset(pool)
+        return {
+            "durability": await durability(bench),
+            "enqueue": Figure("conveyor-enqueue", 1, ENQUEUE_BATCH, enqueue_jobs, enqueue_seconds),
+            "drain": figures,
+        }
+    finally:
+        await pool.close()
