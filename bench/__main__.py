@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench import engine as engine_bench
 from bench import report
-from bench.peers import run as peers
+from bench import peer_queues as peers
 from conveyor import settings as settings_module
 from db import admin, connection
 
@@ -21,12 +21,12 @@ async def engine_section(settings: settings_module.Settings) -> report.Section:
     peer_dsn = await _peer_database(settings)
     peer_figures = peers.run_all(peer_dsn, settings.redis, PEER_JOBS)
     section = report.Section("Engine: no-op jobs through create -> claim -> complete", "make bench (bench/engine.py)")
-    durability = figures["durability"]
+    durability = figures.durability
     section.text(
         f"PostgreSQL {durability['server_version']} with fsync={durability['fsync']}, "
         f"synchronous_commit={durability['synchronous_commit']} (default durability).",
     )
-    drains = figures["drain"]
+    drains = figures.drain
     rows = []
     for fig in drains:
         if fig.name == "conveyor":
@@ -41,9 +41,10 @@ async def engine_section(settings: settings_module.Settings) -> report.Section:
                 ]
             )
     section.table(["claimers", "claim batch", "conveyor jobs/s", "bare asyncpg loop jobs/s", "conveyor / bare"], rows)
-    enqueue = figures["enqueue"]
+    enqueue = figures.enqueue
     section.text(
-        f"Enqueue in bulk (DAG transactions of {enqueue.batch:,} jobs): **{enqueue.rate:,.0f} jobs/s** ({enqueue.jobs:,} jobs)."
+        f"Enqueue in bulk (DAG transactions of {enqueue.batch:,} jobs): "
+        f"**{enqueue.rate:,.0f} jobs/s** ({enqueue.jobs:,} jobs)."
     )
     best_peer = max(peer_figures, key=lambda p: p.rate)
     section.table(

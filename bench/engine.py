@@ -39,6 +39,13 @@ class Figure:
         return self.jobs / self.seconds
 
 
+@dataclass(frozen=True)
+class EngineFigures:
+    durability: dict[str, str]
+    enqueue: Figure
+    drain: list[Figure]
+
+
 async def fresh_database(settings: PostgresSettings) -> PostgresSettings:
     """Drop and re-create the bench database, migrated."""
     conn = await connection.connect(settings)
@@ -100,7 +107,7 @@ async def reset(pool: asyncpg.Pool) -> None:
         await conn.execute(SQL["bench_reset"])
 
 
-async def run(settings: PostgresSettings, *, jobs: int = 20_000, enqueue_jobs: int = 50_000) -> dict[str, object]:
+async def run(settings: PostgresSettings, *, jobs: int = 20_000, enqueue_jobs: int = 50_000) -> EngineFigures:
     """All engine figures: enqueue rate, and drain rates for conveyor and the bare loop."""
     bench = await fresh_database(settings)
     pool = await connection.create_pool(bench)
@@ -118,10 +125,10 @@ async def run(settings: PostgresSettings, *, jobs: int = 20_000, enqueue_jobs: i
                 )
                 figures.append(Figure(name, claimers, batch, done, time.perf_counter() - started))
                 await reset(pool)
-        return {
-            "durability": await durability(bench),
-            "enqueue": Figure("conveyor-enqueue", 1, ENQUEUE_BATCH, enqueue_jobs, enqueue_seconds),
-            "drain": figures,
-        }
+        return EngineFigures(
+            durability=await durability(bench),
+            enqueue=Figure("conveyor-enqueue", 1, ENQUEUE_BATCH, enqueue_jobs, enqueue_seconds),
+            drain=figures,
+        )
     finally:
         await pool.close()

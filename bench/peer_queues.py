@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pipeline.settings import RedisSettings
 
-PEERS = Path(__file__).parent
+PEERS = Path(__file__).parent / "peers"
 #: One virtualenv per peer (their Redis client pins conflict): .venv-bench/<peer>, made by `make bench`.
 VENVS = PEERS.parents[1] / ".venv-bench"
 
