@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from bench import engine as engine_bench
-from bench import report
 from bench import peer_queues as peers
+from bench import report
 from conveyor import settings as settings_module
 from db import admin, connection
 

@@ -11,6 +11,16 @@ from typing import Any
 from pipeline.errors import DependencyCycle, InvalidDag
 
 
+@dataclass(frozen=True)
+class SourceObject:
+    """The uploaded object a job works on."""
+
+    bucket: str
+    key: str
+    version: str | None = None
+    event_id: int | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class JobSpec:
     """One job to create.
@@ -28,6 +38,9 @@ class JobSpec:
     timeout_ms: int = 300_000
     run_at: datetime | None = None
     idempotency_key: str | None = None
+    #: The pipeline the job belongs to and the object it works on (overriding those given for the DAG).
+    pipeline: str | None = None
+    source: SourceObject | None = None
 
     def __post_init__(self) -> None:
         if not self.job_type:
@@ -36,16 +49,6 @@ class JobSpec:
             raise InvalidDag(f"max_retries must be >= 0 (got {self.max_retries})")
         if self.timeout_ms <= 0:
             raise InvalidDag(f"timeout_ms must be > 0 (got {self.timeout_ms})")
-
-
-@dataclass(frozen=True)
-class SourceObject:
-    """The uploaded object a job works on."""
-
-    bucket: str
-    key: str
-    version: str | None = None
-    event_id: int | None = None
 
 
 def topological_order(specs: Sequence[JobSpec]) -> list[int]:

@@ -324,6 +324,7 @@ class Engine:
 
 
 def _new_job(spec: JobSpec, job_id: uuid.UUID, pipeline: str | None, source: SourceObject | None) -> NewJob:
+    pipeline, source = spec.pipeline or pipeline, spec.source or source
     return NewJob(
         id=job_id,
         job_type=spec.job_type,

@@ -1,0 +1,121 @@
+"""The ``object_events`` and ``dead_letters`` tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from db.connection import Connection, translate_errors
+from db.sql import QUERIES
+
+#: (bucket, key, version id, event name, sequencer): what makes two notifications the same event.
+Identity = tuple[str, str, str, str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewObjectEvent:
+    """An upload notification, with the Kafka record it came from."""
+
+    bucket: str
+    key: str
+    version_id: str
+    event_name: str
+    sequencer: str
+    etag: str | None
+    size: int | None
+    content_type: str | None
+    user_metadata: dict[str, str]
+    event_time: datetime | None
+    partition: int
+    offset: int
+
+    @property
+    def identity(self) -> Identity:
+        return (self.bucket, self.key, self.version_id, self.event_name, self.sequencer)
+
+
+async def insert_many(conn: Connection, events: Sequence[NewObjectEvent], *, topic: str) -> dict[Identity, int]:
+    """Record ``events``; return {identity: id} for those that were new (duplicates are skipped)."""
+    e = events
+    with translate_errors():
+        rows = await conn.fetch(
+            QUERIES["object_event_insert_many"],
+            [x.bucket for x in e], [x.key for x in e], [x.version_id for x in e], [x.event_name for x in e],
+            [x.sequencer for x in e], [x.etag for x in e], [x.size for x in e], [x.content_type for x in e],
+            [x.user_metadata for x in e], [x.event_time for x in e], topic, [x.partition for x in e],
+            [x.offset for x in e],
+        )  # fmt: skip
+    return {(r["bucket"], r["object_key"], r["version_id"], r["event_name"], r["sequencer"]): r["id"] for r in rows}
+
+
+async def for_key(conn: Connection, bucket: str, key: str) -> list[dict[str, Any]]:
+    with translate_errors():
+        return [dict(r) for r in await conn.fetch(QUERIES["object_events_for_key"], bucket, key)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewDeadLetter:
+    reason: str
+    error: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterRow:
+    id: int
+    reason: str
+    error: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    message_key: bytes | None
+    message_value: bytes
+    created_at: datetime
+    replayed_at: datetime | None
+    replay_count: int
+    last_replay_error: str | None
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> DeadLetterRow:
+        return cls(**dict(record))
+
+
+async def insert_dead_letters(conn: Connection, letters: Sequence[NewDeadLetter]) -> list[int]:
+    """Keep ``letters``; those already kept (same topic, partition, offset) are skipped."""
+    d = letters
+    with translate_errors():
+        rows = await conn.fetch(
+            QUERIES["dead_letter_insert_many"],
+            [x.reason for x in d], [x.error for x in d], [x.topic for x in d], [x.partition for x in d],
+            [x.offset for x in d], [x.key for x in d], [x.value for x in d],
+        )  # fmt: skip
+    return [r["id"] for r in rows]
+
+
+async def list_dead_letters(
+    conn: Connection, *, include_replayed: bool = False, before: int | None = None, limit: int = 50
+) -> list[DeadLetterRow]:
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["dead_letter_list"], include_replayed, before, limit)
+    return [DeadLetterRow.from_record(r) for r in rows]
+
+
+async def lock_dead_letter(conn: Connection, letter_id: int) -> DeadLetterRow | None:
+    with translate_errors():
+        row = await conn.fetchrow(QUERIES["dead_letter_lock"], letter_id)
+    return None if row is None else DeadLetterRow.from_record(row)
+
+
+async def mark_replayed(conn: Connection, letter_id: int, *, error: str | None) -> DeadLetterRow:
+    with translate_errors():
+        row = await conn.fetchrow(QUERIES["dead_letter_replayed"], letter_id, error)
+    assert row is not None
+    return DeadLetterRow.from_record(row)

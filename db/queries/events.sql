@@ -1,0 +1,49 @@
+-- Object events (upload notifications) and the dead letters of the ingestor.
+
+-- name: object_event_insert_many
+-- Record events; an event whose identity (bucket, key, version, event name, sequencer) is already known is
+-- skipped. Returns the identity and id of each event that is new. Parallel arrays: $1 buckets, $2 keys,
+-- $3 version ids, $4 event names, $5 sequencers, $6 etags, $7 sizes, $8 content types, $9 user metadata,
+-- $10 event times, $11 topic, $12 partitions, $13 offsets.
+INSERT INTO object_events (bucket, object_key, version_id, event_name, sequencer, etag, size_bytes, content_type,
+                           user_metadata, event_time, source_topic, source_partition, source_offset)
+SELECT u.bucket, u.object_key, u.version_id, u.event_name, u.sequencer, u.etag, u.size_bytes, u.content_type,
+       u.user_metadata, u.event_time, $11::text, u.source_partition, u.source_offset
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
+            $9::jsonb[], $10::timestamptz[], $12::integer[], $13::bigint[])
+     AS u(bucket, object_key, version_id, event_name, sequencer, etag, size_bytes, content_type, user_metadata,
+          event_time, source_partition, source_offset)
+ON CONFLICT ON CONSTRAINT object_events_identity DO NOTHING
+RETURNING id, bucket, object_key, version_id, event_name, sequencer;
+
+-- name: object_events_for_key
+-- Every recorded event of object $2 in bucket $1, oldest first.
+SELECT * FROM object_events WHERE bucket = $1 AND object_key = $2 ORDER BY id LIMIT 1000;
+
+-- name: dead_letter_insert_many
+-- Keep messages that could not become jobs; a redelivered offset is recorded once. Parallel arrays:
+-- $1 reasons, $2 errors, $3 topics, $4 partitions, $5 offsets, $6 keys, $7 values. Returns the new ids.
+INSERT INTO dead_letters (reason, error, source_topic, source_partition, source_offset, message_key, message_value)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::bigint[], $6::bytea[], $7::bytea[])
+ON CONFLICT ON CONSTRAINT dead_letters_source DO NOTHING
+RETURNING id;
+
+-- name: dead_letter_list
+-- Newest first. $1 = include replayed ones, $2 = ids below this one (keyset), $3 = limit.
+SELECT * FROM dead_letters
+WHERE ($1 OR replayed_at IS NULL) AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC
+LIMIT $3;
+
+-- name: dead_letter_lock
+-- Dead letter $1, locked for a replay.
+SELECT * FROM dead_letters WHERE id = $1 FOR UPDATE;
+
+-- name: dead_letter_replayed
+-- Record a replay of dead letter $1: done when $2 (the error) is NULL, else still open with that error.
+UPDATE dead_letters
+SET replay_count = replay_count + 1,
+    replayed_at = CASE WHEN $2::text IS NULL THEN now() END,
+    last_replay_error = $2::text
+WHERE id = $1
+RETURNING *;

@@ -1,0 +1,247 @@
+"""The consumer loop: Kafka batches in, one PostgreSQL transaction per batch, offsets committed after it.
+
+Delivery is at-least-once from Kafka and from the S3 server; exactly-once job creation comes from the
+unique event identity in PostgreSQL. So the order of a batch is fixed:
+
+1. parse and route every message (pure); bad ones become dead letters, never a blocked partition;
+2. one transaction: record the events, create the jobs of the new ones, keep the dead letters;
+3. publish the dead letters to their topic and wait for Kafka's acknowledgement;
+4. commit the offsets (each partition's last offset + 1); then wake the workers.
+
+A crash anywhere before 4 redelivers the batch, and step 2 finds its events already recorded.
+PostgreSQL down: the batch is retried with backoff and no offset moves. A rebalance waits for the batch
+in flight to finish before the partitions move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from db import events as event_queries
+from db.connection import acquire
+from db.errors import ServiceUnavailable
+from db.events import NewDeadLetter
+from ingest import deadletters
+from ingest.errors import BadEvent
+from ingest.events import KeyEncoding, parse_message
+from ingest.metrics import IngestMetrics
+from ingest.routing import RoutedEvent, RoutingRules, route
+from ingest.settings import IngestSettings
+from ingest.store import Positioned, StoreResult, store_events
+from pipeline.engine import Engine
+from pipeline.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 0.2
+RETRY_CAP_SECONDS = 5.0
+
+
+@dataclass
+class Sorted:
+    """A batch split into what becomes jobs, what is skipped and what is dead-lettered."""
+
+    routed: list[Positioned] = field(default_factory=list)
+    dead: list[NewDeadLetter] = field(default_factory=list)
+    events: int = 0
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    messages: int
+    stored: StoreResult
+    dead_letters: int
+
+
+class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Revoked partitions move only after the batch in flight has committed (or been abandoned)."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        async with self._lock:
+            log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+
+
+class Ingestor:
+    """One member of the ingest consumer group. ``start()``, then ``run_once()`` or ``run(stop)``, then ``stop()``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        rules: RoutingRules,
+        settings: IngestSettings,
+        kafka: KafkaSettings,
+        metrics: IngestMetrics,
+        *,
+        plain_key_encoding: KeyEncoding = "auto",
+    ) -> None:
+        self.engine, self.rules, self.settings, self.kafka, self.metrics = engine, rules, settings, kafka, metrics
+        self.plain_key_encoding = plain_key_encoding
+        self._batch_lock = asyncio.Lock()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=f"{kafka.client_id}-ingest",
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=max(settings.max_message_bytes * 2, 1_048_576),
+            fetch_max_bytes=max(settings.max_message_bytes * 4, 52_428_800),
+            request_timeout_ms=int(kafka.request_timeout_seconds * 1000),
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=f"{kafka.client_id}-dlq",
+            enable_idempotence=True,
+            max_request_size=max(settings.max_message_bytes * 2, 1_048_576),
+        )
+
+    async def start(self) -> None:
+        await self.producer.start()
+        self.consumer.subscribe([self.kafka.events_topic], listener=_WaitForBatch(self._batch_lock))
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        """Leave the group (after the batch in flight); safe to call twice."""
+        async with self._batch_lock:
+            await self.consumer.stop()
+        await self.producer.stop()
+
+    async def run_once(self, timeout_ms: int | None = None) -> BatchReport:
+        """Fetch one batch (bounded in size and time) and turn it into committed jobs."""
+        batch = await self.consumer.getmany(
+            timeout_ms=self.settings.batch_max_wait_ms if timeout_ms is None else timeout_ms,
+            max_records=self.settings.batch_max_records,
+        )
+        async with self._batch_lock:
+            records = [record for records in batch.values() for record in records]
+            if not records:
+                return BatchReport(0, StoreResult(), 0)
+            return await self._process(batch, records)
+
+    async def _process(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]], records: list[ConsumerRecord]
+    ) -> BatchReport:
+        started = time.monotonic()
+        self.metrics.messages_consumed.inc(len(records))
+        self.metrics.batch_size.observe(len(records))
+        sorted_batch = self._sort(records)
+        stored = await self._store_with_retry(sorted_batch)
+        await deadletters.publish(self.producer, self.kafka.dead_letter_topic, sorted_batch.dead)
+        await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items() if records})
+        self.engine.notify_ready(stored.ready_types)
+        self._observe(sorted_batch, stored, started)
+        await self.record_lag()
+        return BatchReport(len(records), stored, len(sorted_batch.dead))
+
+    def _sort(self, records: list[ConsumerRecord]) -> Sorted:
+        result = Sorted()
+        for record in records:
+            try:
+                routed = self._route(record)
+            except BadEvent as exc:
+                result.dead.append(_dead_letter(record, exc))
+            else:
+                result.events += len(routed)
+                result.routed += [Positioned(r, record.partition, record.offset) for r in routed]
+        return result
+
+    def _route(self, record: ConsumerRecord) -> list[RoutedEvent]:
+        """Parse and route one message; raises :class:`BadEvent` for anything that must be dead-lettered."""
+        s = self.settings
+        events = parse_message(
+            record.value or b"", max_bytes=s.max_message_bytes, plain_key_encoding=self.plain_key_encoding
+        )
+        routed = [route(event, self.rules, max_lineage_depth=s.max_lineage_depth) for event in events]
+        for item in routed:
+            if not item.pipelines:
+                self.metrics.unrouted.inc()
+                if s.dead_letter_unrouted:
+                    raise BadEvent("unrouted", f"no pipeline matches s3://{item.event.bucket}/{item.event.key}")
+        return routed
+
+    async def _store_with_retry(self, batch: Sorted) -> StoreResult:
+        attempt = 0
+        while True:
+            try:
+                async with acquire(self.engine.pool) as conn, conn.transaction():
+                    stored = await store_events(conn, self.engine, batch.routed, topic=self.kafka.events_topic)
+                    await event_queries.insert_dead_letters(conn, batch.dead)
+            except ServiceUnavailable as exc:
+                attempt += 1
+                self.metrics.database_retries.inc()
+                delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt) * random.uniform(0.5, 1.0)
+                log.warning(
+                    "PostgreSQL unavailable (%s); batch held, offsets not committed; retry in %.1fs", exc, delay
+                )
+                await asyncio.sleep(delay)
+            else:
+                return stored
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The partitions moved during a rebalance: the new owner redelivers, and the events are deduped.
+            log.warning("offset commit refused after a rebalance (%s); the batch will be deduplicated", exc)
+        except KafkaError as exc:
+            log.warning("offset commit failed (%s); a later commit covers it", exc)
+
+    def _observe(self, batch: Sorted, stored: StoreResult, started: float) -> None:
+        m = self.metrics
+        m.events_consumed.inc(batch.events)
+        m.duplicates.inc(stored.duplicates)
+        for pipeline, count in stored.jobs_by_pipeline.items():
+            m.jobs_created.labels(pipeline).inc(count)
+        for letter in batch.dead:
+            m.dead_lettered.labels(letter.reason).inc()
+        now = datetime.now(UTC)
+        for item in batch.routed:
+            if item.routed.event.event_time is not None:
+                m.event_to_job_seconds.observe(max(0.0, (now - item.routed.event.event_time).total_seconds()))
+        m.batch_seconds.observe(time.monotonic() - started)
+
+    async def record_lag(self) -> None:
+        """Set the lag gauge of each assigned partition: its high-water mark minus our position."""
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                position = await self.consumer.position(tp)
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; Kafka errors are logged and retried, never fatal."""
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except KafkaError as exc:
+                log.warning("Kafka error (%s); reconnecting", exc)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def _dead_letter(record: ConsumerRecord, exc: BadEvent) -> NewDeadLetter:
+    return NewDeadLetter(
+        reason=exc.reason,
+        error=str(exc),
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value or b"",
+    )

@@ -1,0 +1,88 @@
+"""Dead letters: messages that cannot become jobs, kept in a Kafka topic and in PostgreSQL with the reason.
+
+The topic copy carries the original key and bytes, with headers saying why (reason, error, source topic,
+partition, offset); the table copy lets ``conveyor dlq list`` show them and ``conveyor dlq replay ID``
+send one back through routing after a fix. A bad message never blocks the good ones behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+
+from db import events as event_queries
+from db.connection import acquire
+from db.events import DeadLetterRow, NewDeadLetter
+from ingest.errors import BadEvent
+from ingest.events import KeyEncoding, parse_message
+from ingest.routing import RoutedEvent, RoutingRules, route
+from ingest.store import Positioned, store_events
+from pipeline.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def headers(letter: NewDeadLetter) -> list[tuple[str, bytes]]:
+    return [
+        ("conveyor-reason", letter.reason.encode()),
+        ("conveyor-error", letter.error.encode()[:4096]),
+        ("conveyor-source-topic", letter.topic.encode()),
+        ("conveyor-source-partition", str(letter.partition).encode()),
+        ("conveyor-source-offset", str(letter.offset).encode()),
+    ]
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, letters: Sequence[NewDeadLetter]) -> None:
+    """Send each letter to the dead-letter topic and wait until Kafka has them all."""
+    sends = [await producer.send(topic, letter.value, key=letter.key, headers=headers(letter)) for letter in letters]
+    for sent in sends:
+        await sent
+
+
+def _route(
+    value: bytes, rules: RoutingRules, max_bytes: int, max_lineage_depth: int, plain_key_encoding: KeyEncoding
+) -> list[RoutedEvent]:
+    events = parse_message(value, max_bytes=max_bytes, plain_key_encoding=plain_key_encoding)
+    routed = [route(e, rules, max_lineage_depth=max_lineage_depth) for e in events]
+    if unrouted := [r.event for r in routed if not r.pipelines]:
+        raise BadEvent("unrouted", f"no pipeline matches s3://{unrouted[0].bucket}/{unrouted[0].key}")
+    return routed
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    letter: DeadLetterRow
+    jobs_created: int
+
+
+async def replay(
+    engine: Engine,
+    letter_id: int,
+    rules: RoutingRules,
+    *,
+    max_bytes: int,
+    max_lineage_depth: int,
+    plain_key_encoding: KeyEncoding = "auto",
+) -> ReplayOutcome | None:
+    """Send dead letter ``letter_id`` through parsing and routing again; None if there is no such letter.
+
+    When it now routes, its event and jobs are created and the letter is marked replayed, all in one
+    transaction; when it still fails, the letter stays open with the new error.
+    """
+    async with acquire(engine.pool) as conn, conn.transaction():
+        letter = await event_queries.lock_dead_letter(conn, letter_id)
+        if letter is None:
+            return None
+        try:
+            routed = _route(letter.message_value, rules, max_bytes, max_lineage_depth, plain_key_encoding)
+        except BadEvent as exc:
+            return ReplayOutcome(await event_queries.mark_replayed(conn, letter_id, error=f"{exc.reason}: {exc}"), 0)
+        positioned = [Positioned(r, letter.source_partition, letter.source_offset) for r in routed]
+        stored = await store_events(conn, engine, positioned, topic=letter.source_topic)
+        letter = await event_queries.mark_replayed(conn, letter_id, error=None)
+    engine.notify_ready(stored.ready_types)
+    log.info("replayed dead letter %d: %d jobs created", letter_id, sum(stored.jobs_by_pipeline.values()))
+    return ReplayOutcome(letter, sum(stored.jobs_by_pipeline.values()))

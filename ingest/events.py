@@ -1,0 +1,164 @@
+"""Parsing bucket notifications from Kafka into :class:`UploadEvent` (pure: no I/O).
+
+Two shapes arrive:
+
+- MinIO: ``{"EventName", "Key", "Records": [one record]}``. Inside the record ``s3.object.key`` is Go's
+  ``url.QueryEscape`` of the name; the top-level ``Key`` (and the Kafka key) is ``bucket/raw name``.
+  The raw name is authoritative; the escaped one must decode (``unquote_plus``) to the same.
+- Plain S3 (AWS, versitygw): ``{"Records": [...]}``. AWS URL-encodes the key (space as ``+``);
+  versitygw sends it raw, with a constant sequencer. Decoding a raw name a second time is the classic
+  bug (``a+b.txt`` would become ``a b.txt``), so the encoding is chosen per source, never guessed per key.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+from urllib.parse import unquote_plus
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ingest.errors import BadEvent
+
+KeyEncoding = Literal["auto", "url", "raw"]
+#: versitygw marks its records with this configuration id (and sends keys raw).
+VERSITYGW_CONFIGURATION_ID = "webhook-global"
+TEST_EVENT = "s3:TestEvent"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class _Object(_Model):
+    key: str
+    size: int | None = None
+    etag: str | None = Field(None, alias="eTag")
+    version_id: str | None = Field(None, alias="versionId")
+    sequencer: str | None = None
+    content_type: str | None = Field(None, alias="contentType")
+    user_metadata: dict[str, str] = Field(default_factory=dict, alias="userMetadata")
+
+
+class _Bucket(_Model):
+    name: str = Field(min_length=1)
+
+
+class _S3(_Model):
+    bucket: _Bucket
+    object: _Object
+    configuration_id: str | None = Field(None, alias="configurationId")
+
+
+class _Record(_Model):
+    event_name: str = Field(alias="eventName", min_length=1)
+    event_time: datetime | None = Field(None, alias="eventTime")
+    event_source: str | None = Field(None, alias="eventSource")
+    s3: _S3
+
+    @field_validator("event_name")
+    @classmethod
+    def _s3_prefix(cls, value: str) -> str:
+        # AWS writes "ObjectCreated:Put", MinIO and versitygw "s3:ObjectCreated:Put": one spelling inside.
+        return value if value.startswith("s3:") else f"s3:{value}"
+
+
+class _Envelope(_Model):
+    event_name: str | None = Field(None, alias="EventName")
+    key: str | None = Field(None, alias="Key")
+    records: list[_Record] = Field(alias="Records", min_length=1)
+
+
+class UploadEvent(_Model):
+    """One object notification, with the object's real (decoded) name."""
+
+    bucket: str
+    key: str
+    version_id: str = ""
+    event_name: str
+    sequencer: str = ""
+    etag: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    user_metadata: dict[str, str] = Field(default_factory=dict)
+    event_time: datetime | None = None
+
+    def metadata(self, name: str) -> str | None:
+        """A user metadata value by name, whatever the case and ``X-Amz-Meta-`` prefix the server used."""
+        wanted = name.lower().removeprefix("x-amz-meta-")
+        for key, value in self.user_metadata.items():
+            if key.lower().removeprefix("x-amz-meta-") == wanted:
+                return value
+        return None
+
+
+def parse_message(value: bytes, *, max_bytes: int, plain_key_encoding: KeyEncoding = "auto") -> list[UploadEvent]:
+    """The upload events in one Kafka message value; [] for a server's test event.
+
+    Raises :class:`BadEvent` with reason ``too_large``, ``not_json``, ``schema`` or ``undecodable_key``.
+    """
+    if len(value) > max_bytes:
+        raise BadEvent("too_large", f"message of {len(value)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        document = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadEvent("not_json", f"not JSON: {exc}") from None
+    if isinstance(document, dict) and document.get("Event") == TEST_EVENT:
+        return []
+    try:
+        envelope = _Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise BadEvent("schema", _schema_error(exc)) from None
+    return [_event(envelope, record, plain_key_encoding) for record in envelope.records]
+
+
+def _schema_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "message"
+    return f"{where}: {first['msg']}" + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
+
+
+def _event(envelope: _Envelope, record: _Record, plain_key_encoding: KeyEncoding) -> UploadEvent:
+    obj, bucket = record.s3.object, record.s3.bucket.name
+    key = _minio_key(envelope, record) if envelope.key is not None else _plain_key(record, plain_key_encoding)
+    sequencer = obj.sequencer or ""
+    if record.s3.configuration_id == VERSITYGW_CONFIGURATION_ID:
+        # versitygw's sequencer is a constant: re-uploads of a key would look like duplicates.
+        sequencer = f"{sequencer}:{obj.etag or ''}:{record.event_time.isoformat() if record.event_time else ''}"
+    return UploadEvent(
+        bucket=bucket,
+        key=key,
+        version_id=obj.version_id or "",
+        event_name=record.event_name,
+        sequencer=sequencer,
+        etag=obj.etag.strip('"') if obj.etag else None,
+        size=obj.size,
+        content_type=obj.content_type,
+        user_metadata=obj.user_metadata,
+        event_time=record.event_time,
+    )
+
+
+def _minio_key(envelope: _Envelope, record: _Record) -> str:
+    bucket, _, raw = (envelope.key or "").partition("/")
+    if bucket != record.s3.bucket.name or not raw:
+        raise BadEvent("schema", f"Key {envelope.key!r} does not name an object of bucket {record.s3.bucket.name!r}")
+    if unquote_plus(record.s3.object.key) != raw:
+        raise BadEvent("undecodable_key", f"s3.object.key {record.s3.object.key!r} does not decode to {raw!r}")
+    return raw
+
+
+def _plain_key(record: _Record, encoding: KeyEncoding) -> str:
+    raw_source = encoding == "raw" or (encoding == "auto" and record.s3.configuration_id == VERSITYGW_CONFIGURATION_ID)
+    if raw_source:
+        return record.s3.object.key
+    try:
+        key = unquote_plus(record.s3.object.key, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise BadEvent(
+            "undecodable_key", f"key {record.s3.object.key!r} is not valid UTF-8 once decoded: {exc}"
+        ) from None
+    if not key:
+        raise BadEvent("undecodable_key", "empty object key")
+    return key

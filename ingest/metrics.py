@@ -1,0 +1,65 @@
+"""The ingestor's Prometheus metrics, on an explicit registry (each test builds its own)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class IngestMetrics:
+    """Counters by bounded labels only (reason, pipeline, job type): never a key or an id."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events_consumed = Counter(
+            "conveyor_ingest_events_consumed_total", "Upload events read from Kafka and parsed.", registry=registry
+        )
+        self.messages_consumed = Counter(
+            "conveyor_ingest_messages_consumed_total", "Kafka messages read from the events topic.", registry=registry
+        )
+        self.jobs_created = Counter(
+            "conveyor_ingest_jobs_created_total", "Jobs created from upload events.", ["pipeline"], registry=registry
+        )
+        self.duplicates = Counter(
+            "conveyor_ingest_duplicate_events_total",
+            "Events already recorded (a MinIO re-send or a redelivered offset): nothing created.",
+            registry=registry,
+        )
+        self.unrouted = Counter(
+            "conveyor_ingest_unrouted_events_total", "Events no pipeline matched.", registry=registry
+        )
+        self.dead_lettered = Counter(
+            "conveyor_ingest_dead_letters_total",
+            "Messages sent to the dead-letter topic.",
+            ["reason"],
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "conveyor_ingest_batch_messages",
+            "Messages per ingest batch (one PostgreSQL transaction each).",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+            registry=registry,
+        )
+        self.event_to_job_seconds = Histogram(
+            "conveyor_ingest_event_to_job_seconds",
+            "From the event's time (as the S3 server stamped it) to its jobs being committed.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "conveyor_ingest_batch_duration_seconds",
+            "Time to turn one batch into committed jobs.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "conveyor_ingest_consumer_lag_messages",
+            "Messages in the partition not yet consumed by this ingestor.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.database_retries = Counter(
+            "conveyor_ingest_database_retries_total",
+            "Batches retried because PostgreSQL was unavailable (offsets held back meanwhile).",
+            registry=registry,
+        )

@@ -1,0 +1,223 @@
+"""Routing rules: which pipelines (small DAGs of jobs) an upload event starts. Pure: no I/O but reading the file.
+
+The pipelines file is TOML::
+
+    [[pipeline]]
+    name = "csv"
+    match = { buckets = ["uploads"], suffixes = [".csv"], max_size = 1_000_000_000 }
+
+    [[pipeline.jobs]]
+    name = "profile"
+    type = "csv.profile"
+    params = { max_invalid_rows = 20 }
+    depends_on = []
+
+An event may start several pipelines. Objects written by conveyor's own jobs carry the metadata
+``conveyor-job-id``; no rule fires on them unless it sets ``match.include_pipeline_outputs``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ingest.errors import BadEvent, RoutingError
+from ingest.events import UploadEvent
+from pipeline.dag import JobSpec, SourceObject, topological_order
+from pipeline.errors import InvalidDag
+
+JOB_ID_METADATA = "conveyor-job-id"
+LINEAGE_METADATA = "conveyor-lineage-depth"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """What an event must look like to start the pipeline. Every given condition must hold."""
+
+    buckets: list[str] = Field(default_factory=list)
+    prefix: str = ""
+    suffixes: list[str] = Field(default_factory=list)
+    glob: str | None = None
+    #: fnmatch patterns of event names, e.g. "s3:ObjectCreated:*".
+    events: list[str] = Field(default_factory=lambda: ["s3:ObjectCreated:*"])
+    min_size: int | None = Field(None, ge=0)
+    max_size: int | None = Field(None, ge=0)
+    #: fnmatch patterns of content types, e.g. "text/*".
+    content_types: list[str] = Field(default_factory=list)
+    include_pipeline_outputs: bool = False
+
+    def accepts(self, event: UploadEvent) -> bool:
+        key_lower = event.key.lower()
+        return (
+            (not self.buckets or event.bucket in self.buckets)
+            and event.key.startswith(self.prefix)
+            and (not self.suffixes or any(key_lower.endswith(s.lower()) for s in self.suffixes))
+            and (self.glob is None or fnmatch.fnmatchcase(event.key, self.glob))
+            and any(fnmatch.fnmatchcase(event.event_name, pattern) for pattern in self.events)
+            and (self.min_size is None or (event.size or 0) >= self.min_size)
+            and (self.max_size is None or (event.size or 0) <= self.max_size)
+            and (not self.content_types or _content_type_matches(event.content_type, self.content_types))
+            and (self.include_pipeline_outputs or event.metadata(JOB_ID_METADATA) is None)
+        )
+
+
+def _content_type_matches(content_type: str | None, patterns: list[str]) -> bool:
+    bare = (content_type or "").split(";")[0].strip().lower()
+    return any(fnmatch.fnmatchcase(bare, pattern.lower()) for pattern in patterns)
+
+
+class JobTemplate(_Strict):
+    """One job of a pipeline."""
+
+    name: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    priority: int = 0
+    max_retries: int = Field(3, ge=0)
+    timeout_seconds: float = Field(300.0, gt=0)
+
+
+class Pipeline(_Strict):
+    name: str = Field(min_length=1)
+    match: Match = Field(default_factory=Match)
+    jobs: list[JobTemplate] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _valid_dag(self) -> Pipeline:
+        try:
+            topological_order(self.specs_for(None))
+        except InvalidDag as exc:
+            raise ValueError(f"pipeline {self.name!r}: {exc}") from None
+        return self
+
+    def specs_for(self, event: RoutedEvent | None) -> list[JobSpec]:
+        """The pipeline's jobs for one event (idempotency keys derive from the recorded event's id)."""
+        base: dict[str, Any] = {} if event is None else event.payload()
+        prefix = None if event is None or event.event_id is None else f"event:{event.event_id}/{self.name}/"
+        return [
+            JobSpec(
+                name=job.name,
+                job_type=job.type,
+                payload={**base, "params": job.params},
+                depends_on=job.depends_on,
+                priority=job.priority,
+                max_retries=job.max_retries,
+                timeout_ms=int(job.timeout_seconds * 1000),
+                idempotency_key=None if prefix is None else prefix + job.name,
+            )
+            for job in self.jobs
+        ]
+
+
+class RoutingRules(_Strict):
+    """The whole pipelines file."""
+
+    pipeline: list[Pipeline] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RoutingRules:
+        names = [p.name for p in self.pipeline]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"pipeline names must be unique: {duplicates}")
+        return self
+
+    def match(self, event: UploadEvent) -> list[Pipeline]:
+        return [p for p in self.pipeline if p.match.accepts(event)]
+
+
+class RoutedEvent(BaseModel):
+    """An event with the pipelines it starts, and (once recorded) its id in ``object_events``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: UploadEvent
+    pipelines: list[Pipeline]
+    lineage_depth: int = 0
+    event_id: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        e = self.event
+        return {"etag": e.etag, "size": e.size, "content_type": e.content_type, "lineage_depth": self.lineage_depth}
+
+    def source(self) -> SourceObject:
+        return SourceObject(self.event.bucket, self.event.key, self.event.version_id or None, self.event_id)
+
+    def specs(self) -> list[JobSpec]:
+        """Every job of every pipeline, named ``pipeline/job`` so one DAG holds them all."""
+        specs = []
+        for pipeline in self.pipelines:
+            for spec in pipeline.specs_for(self):
+                specs.append(
+                    JobSpec(
+                        name=f"{pipeline.name}/{spec.name}",
+                        job_type=spec.job_type,
+                        payload=spec.payload,
+                        depends_on=[f"{pipeline.name}/{parent}" for parent in spec.depends_on],
+                        priority=spec.priority,
+                        max_retries=spec.max_retries,
+                        timeout_ms=spec.timeout_ms,
+                        idempotency_key=spec.idempotency_key,
+                        pipeline=pipeline.name,
+                        source=self.source(),
+                    )
+                )
+        return specs
+
+
+def route(event: UploadEvent, rules: RoutingRules, *, max_lineage_depth: int) -> RoutedEvent:
+    """Match ``event`` against the rules; raise ``BadEvent('lineage_depth_exceeded')`` for a runaway chain."""
+    depth = _lineage_depth(event)
+    if depth > max_lineage_depth:
+        raise BadEvent(
+            "lineage_depth_exceeded",
+            f"s3://{event.bucket}/{event.key} was written {depth} pipeline steps deep (limit {max_lineage_depth})",
+        )
+    return RoutedEvent(event=event, pipelines=rules.match(event), lineage_depth=depth)
+
+
+def _lineage_depth(event: UploadEvent) -> int:
+    value = event.metadata(LINEAGE_METADATA)
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def load_rules(path: Path | None) -> RoutingRules:
+    """Read and validate a pipelines file (the shipped default when ``path`` is None)."""
+    try:
+        text = path.read_text() if path else resources.files("ingest").joinpath("pipelines.toml").read_text()
+        return parse_rules(text)
+    except OSError as exc:
+        raise RoutingError(f"cannot read pipelines file {path}: {exc}") from None
+
+
+def parse_rules(text: str) -> RoutingRules:
+    try:
+        return RoutingRules.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise RoutingError(f"pipelines file is not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        problems = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise RoutingError("invalid pipelines file:\n" + "\n".join(problems)) from None
+
+
+def describe(pipelines: Sequence[Pipeline]) -> list[str]:
+    """Human-readable lines: each pipeline and its jobs with their dependencies."""
+    lines = []
+    for pipeline in pipelines:
+        lines.append(f"pipeline {pipeline.name}:")
+        for job in pipeline.jobs:
+            after = f" (after {', '.join(job.depends_on)})" if job.depends_on else ""
+            lines.append(f"  {job.name}: {job.type}{after}")
+    return lines

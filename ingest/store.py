@@ -1,0 +1,69 @@
+"""Recording routed events and creating their jobs, in the caller's transaction, exactly once per event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from db import events as event_queries
+from db.connection import Connection
+from db.events import NewObjectEvent
+from ingest.routing import RoutedEvent
+from pipeline.engine import Engine
+
+
+@dataclass(frozen=True)
+class Positioned:
+    """A routed event with the Kafka partition and offset it was read from."""
+
+    routed: RoutedEvent
+    partition: int
+    offset: int
+
+
+@dataclass
+class StoreResult:
+    new_events: int = 0
+    duplicates: int = 0
+    jobs_by_pipeline: dict[str, int] = field(default_factory=dict)
+    ready_types: list[str] = field(default_factory=list)
+
+
+async def store_events(conn: Connection, engine: Engine, events: Sequence[Positioned], *, topic: str) -> StoreResult:
+    """Insert the events; for those that are new, create their pipelines' jobs (one batched DAG insert).
+
+    Must run inside a transaction: events and jobs commit together or not at all.
+    """
+    if not events:
+        return StoreResult()
+    rows = [_row(p) for p in events]
+    new = await event_queries.insert_many(conn, rows, topic=topic)
+    result = StoreResult(new_events=len(new), duplicates=len(events) - len(new))
+    specs = []
+    for item, row in zip(events, rows, strict=True):
+        event_id = new.pop(row.identity, None)  # pop: the same event twice in one batch creates jobs once
+        if event_id is not None:
+            specs += item.routed.model_copy(update={"event_id": event_id}).specs()
+    if specs:
+        _, result.ready_types = await engine.create_dag_in(conn, specs)
+        for spec in specs:
+            result.jobs_by_pipeline[spec.pipeline or ""] = result.jobs_by_pipeline.get(spec.pipeline or "", 0) + 1
+    return result
+
+
+def _row(item: Positioned) -> NewObjectEvent:
+    e = item.routed.event
+    return NewObjectEvent(
+        bucket=e.bucket,
+        key=e.key,
+        version_id=e.version_id,
+        event_name=e.event_name,
+        sequencer=e.sequencer,
+        etag=e.etag,
+        size=e.size,
+        content_type=e.content_type,
+        user_metadata=e.user_metadata,
+        event_time=e.event_time,
+        partition=item.partition,
+        offset=item.offset,
+    )
