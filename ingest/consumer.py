@@ -34,7 +34,7 @@ from db.errors import ServiceUnavailable
 from db.events import NewDeadLetter
 from ingest import deadletters
 from ingest.errors import BadEvent
-from ingest.events import KeyEncoding, parse_message
+from ingest.events import parse_message
 from ingest.metrics import IngestMetrics
 from ingest.routing import RoutedEvent, RoutingRules, route
 from ingest.settings import IngestSettings
@@ -88,11 +88,8 @@ class Ingestor:
         settings: IngestSettings,
         kafka: KafkaSettings,
         metrics: IngestMetrics,
-        *,
-        plain_key_encoding: KeyEncoding = "auto",
     ) -> None:
         self.engine, self.rules, self.settings, self.kafka, self.metrics = engine, rules, settings, kafka, metrics
-        self.plain_key_encoding = plain_key_encoding
         self._batch_lock = asyncio.Lock()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers,
@@ -165,7 +162,7 @@ class Ingestor:
         """Parse and route one message; raises :class:`BadEvent` for anything that must be dead-lettered."""
         s = self.settings
         events = parse_message(
-            record.value or b"", max_bytes=s.max_message_bytes, plain_key_encoding=self.plain_key_encoding
+            record.value or b"", max_bytes=s.max_message_bytes, plain_key_encoding=s.plain_key_encoding
         )
         routed = [route(event, self.rules, max_lineage_depth=s.max_lineage_depth) for event in events]
         for item in routed:

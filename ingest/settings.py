@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,3 +21,6 @@ class IngestSettings(BaseModel):
     pipelines_file: Path | None = None
     dead_letter_unrouted: bool = False
     max_lineage_depth: int = Field(3, ge=1)
+    #: How plain S3 records (no MinIO wrapper) encode keys: "url" (AWS), "raw" (versitygw), or "auto"
+    #: (raw for versitygw's records, URL-decoded otherwise). MinIO's records always use its raw Key.
+    plain_key_encoding: Literal["auto", "url", "raw"] = "auto"
