@@ -119,3 +119,20 @@ async def mark_replayed(conn: Connection, letter_id: int, *, error: str | None) 
         row = await conn.fetchrow(QUERIES["dead_letter_replayed"], letter_id, error)
     assert row is not None
     return DeadLetterRow.from_record(row)
+
+
+@dataclass(frozen=True)
+class EventJobs:
+    id: int
+    bucket: str
+    key: str
+    sequencer: str
+    event_name: str
+    jobs: int
+
+
+async def job_counts(conn: Connection) -> list[EventJobs]:
+    """Every recorded event with the number of jobs it started."""
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["object_event_job_counts"])
+    return [EventJobs(r["id"], r["bucket"], r["object_key"], r["sequencer"], r["event_name"], r["jobs"]) for r in rows]

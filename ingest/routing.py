@@ -153,16 +153,18 @@ class RoutedEvent(BaseModel):
         return SourceObject(self.event.bucket, self.event.key, self.event.version_id or None, self.event_id)
 
     def specs(self) -> list[JobSpec]:
-        """Every job of every pipeline, named ``pipeline/job`` so one DAG holds them all."""
+        """Every job of every pipeline, named ``event/pipeline/job`` so one DAG can hold a whole batch."""
         specs = []
         for pipeline in self.pipelines:
+            scope = f"{self.event_id}/{pipeline.name}"
             for spec in pipeline.specs_for(self):
                 specs.append(
                     JobSpec(
-                        name=f"{pipeline.name}/{spec.name}",
+                        name=f"{scope}/{spec.name}",
+                        step=spec.name,
                         job_type=spec.job_type,
                         payload=spec.payload,
-                        depends_on=[f"{pipeline.name}/{parent}" for parent in spec.depends_on],
+                        depends_on=[f"{scope}/{parent}" for parent in spec.depends_on],
                         priority=spec.priority,
                         max_retries=spec.max_retries,
                         timeout_ms=spec.timeout_ms,

@@ -38,6 +38,8 @@ class JobSpec:
     timeout_ms: int = 300_000
     run_at: datetime | None = None
     idempotency_key: str | None = None
+    #: The job's name within its pipeline, when ``name`` must be longer to be unique in a batch of DAGs.
+    step: str | None = None
     #: The pipeline the job belongs to and the object it works on (overriding those given for the DAG).
     pipeline: str | None = None
     source: SourceObject | None = None

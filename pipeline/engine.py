@@ -336,7 +336,7 @@ def _new_job(spec: JobSpec, job_id: uuid.UUID, pipeline: str | None, source: Sou
         idempotency_key=spec.idempotency_key,
         parent_count=len(spec.depends_on),
         pipeline=pipeline,
-        step=spec.name,
+        step=spec.step or spec.name,
         object_event_id=source.event_id if source else None,
         source_bucket=source.bucket if source else None,
         source_key=source.key if source else None,

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from conveyor import settings as settings_module
+from conveyor.settings import Settings
+from db import admin, connection, migrate
+from db.connection import Connection, Pool
+from db.settings import PostgresSettings
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +28,55 @@ def _no_stray_settings_in_unit_env(monkeypatch: pytest.MonkeyPatch, request: pyt
         for name in list(os.environ):
             if name.startswith(settings_module.ENV_PREFIX):
                 monkeypatch.delenv(name)
+
+
+TEMPLATE = "conveyor_test_template"
+
+
+@pytest.fixture(scope="session")
+async def template_db(settings: Settings) -> str:
+    """A database with every migration applied, created once per test session."""
+    conn = await connection.connect(settings.postgres)
+    try:
+        await admin.drop_database(conn, TEMPLATE)
+        await admin.create_database(conn, TEMPLATE, template="template0")
+    finally:
+        await conn.close()
+    template = await connection.connect(settings.postgres, database=TEMPLATE)
+    try:
+        await migrate.migrate(template)
+    finally:
+        await template.close()
+    return TEMPLATE
+
+
+@pytest.fixture
+async def database(settings: Settings, template_db: str) -> AsyncIterator[PostgresSettings]:
+    """Settings pointing at a fresh database cloned from the template, dropped after the test."""
+    name = f"conveyor_test_{uuid.uuid4().hex[:12]}"
+    await _admin(settings, lambda conn: admin.create_database(conn, name, template=template_db))
+    yield settings.postgres.model_copy(update={"database": name, "pool_max_size": 20})
+    # A fresh connection: the test may have restarted PostgreSQL meanwhile.
+    await _admin(settings, lambda conn: admin.drop_database(conn, name))
+
+
+async def _admin(settings: Settings, action: Callable[[Connection], Awaitable[None]]) -> None:
+    conn = await connection.connect(settings.postgres)
+    try:
+        await action(conn)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pool(database: PostgresSettings) -> AsyncIterator[Pool]:
+    created = await connection.create_pool(database)
+    yield created
+    await created.close()
+
+
+@pytest.fixture
+async def conn(database: PostgresSettings) -> AsyncIterator[Connection]:
+    opened = await connection.connect(database)
+    yield opened
+    await opened.close()

@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class ProcessSpec:
     cwd: Path
     log: Path
     user: str | None = None
+    #: What asks the server to shut down cleanly (PostgreSQL's SIGTERM would wait for every client).
+    stop_signal: signal.Signals = signal.SIGTERM
 
 
 class OwnedProcess:
@@ -49,14 +52,14 @@ class OwnedProcess:
                 start_new_session=True,
                 user=spec.user,
             )
-        self.pid_file.write_text(json.dumps({"pid": child.pid, "identity": _identity(child.pid)}))
+        record = {"pid": child.pid, "identity": _identity(child.pid), "stop_signal": spec.stop_signal.name}
+        self.pid_file.write_text(json.dumps(record))
         return child.pid
 
     def pid(self) -> int | None:
         """The pid of our process if it is alive, else None (a stale pid file is removed)."""
-        try:
-            record = json.loads(self.pid_file.read_text())
-        except (OSError, ValueError):
+        record = self._record()
+        if record is None:
             return None
         pid = int(record["pid"])
         if record.get("identity") is not None and _identity(pid) == record["identity"]:
@@ -64,16 +67,23 @@ class OwnedProcess:
         self.pid_file.unlink(missing_ok=True)
         return None
 
+    def _record(self) -> dict[str, Any] | None:
+        try:
+            record: dict[str, Any] = json.loads(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return record
+
     def exited_early(self) -> bool:
         """Whether the process we started has died (used while waiting for readiness)."""
         return self.pid() is None
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM our process group, SIGKILL after ``timeout``; True if something was stopped."""
-        pid = self.pid()
-        if pid is None:
+        """Signal our process group to stop, SIGKILL after ``timeout``; True if something was stopped."""
+        pid, record = self.pid(), self._record()
+        if pid is None or record is None:
             return False
-        _signal_group(pid, signal.SIGTERM)
+        _signal_group(pid, signal.Signals[record.get("stop_signal", "SIGTERM")])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _identity(pid) is not None:
             _reap(pid)

@@ -47,3 +47,10 @@ SET replay_count = replay_count + 1,
     last_replay_error = $2::text
 WHERE id = $1
 RETURNING *;
+
+-- name: object_event_job_counts
+-- Every recorded event with the number of jobs it started (exactly-once checks, lineage summaries).
+SELECT e.id, e.bucket, e.object_key, e.sequencer, e.event_name, count(j.id) AS jobs
+FROM object_events e LEFT JOIN jobs j ON j.object_event_id = e.id
+GROUP BY e.id
+ORDER BY e.id;

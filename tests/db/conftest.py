@@ -2,64 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conveyor.settings import Settings
-from db import admin, connection, migrate
-from db.connection import Connection, Pool
-from db.settings import PostgresSettings
+from db.connection import Pool
 from pipeline.engine import Engine
 from pipeline.retry import RetryPolicies, RetryPolicy
-
-TEMPLATE = "conveyor_test_template"
-
-
-@pytest.fixture(scope="session")
-async def template_db(settings: Settings) -> str:
-    """A database with every migration applied, created once per test session."""
-    conn = await connection.connect(settings.postgres)
-    try:
-        await admin.drop_database(conn, TEMPLATE)
-        await admin.create_database(conn, TEMPLATE, template="template0")
-    finally:
-        await conn.close()
-    template = await connection.connect(settings.postgres, database=TEMPLATE)
-    try:
-        await migrate.migrate(template)
-    finally:
-        await template.close()
-    return TEMPLATE
-
-
-@pytest.fixture
-async def database(settings: Settings, template_db: str) -> AsyncIterator[PostgresSettings]:
-    """Settings pointing at a fresh database cloned from the template, dropped after the test."""
-    name = f"conveyor_test_{uuid.uuid4().hex[:12]}"
-    conn = await connection.connect(settings.postgres)
-    try:
-        await admin.create_database(conn, name, template=template_db)
-        yield settings.postgres.model_copy(update={"database": name, "pool_max_size": 20})
-    finally:
-        await admin.drop_database(conn, name)
-        await conn.close()
-
-
-@pytest.fixture
-async def pool(database: PostgresSettings) -> AsyncIterator[Pool]:
-    created = await connection.create_pool(database)
-    yield created
-    await created.close()
-
-
-@pytest.fixture
-async def conn(database: PostgresSettings) -> AsyncIterator[Connection]:
-    opened = await connection.connect(database)
-    yield opened
-    await opened.close()
 
 
 class FakeClock:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from minio import Minio
 
 from conveyor.settings import Settings
+from db.settings import PostgresSettings
 from pipeline.storage import s3_client
 
 
@@ -87,3 +90,74 @@ def s3(settings: Settings) -> Minio:
 
 async def put_bytes(client: Minio, bucket: str, key: str, data: bytes) -> None:
     await asyncio.to_thread(client.put_object, bucket, key, io.BytesIO(data), len(data))
+
+
+@dataclass(frozen=True)
+class Topics:
+    events: str
+    dead_letters: str
+
+
+@pytest.fixture
+async def topics(settings: Settings) -> AsyncIterator[Topics]:
+    """A fresh events topic (4 partitions) and dead-letter topic, deleted after the test."""
+    name = f"conveyor.test.{uuid.uuid4().hex[:10]}"
+    created = Topics(name, f"{name}.dlq")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(created.events, num_partitions=4, replication_factor=1),
+             NewTopic(created.dead_letters, num_partitions=1, replication_factor=1)]
+        )  # fmt: skip
+        yield created
+        await admin.delete_topics([created.events, created.dead_letters])
+    finally:
+        await admin.close()
+
+
+def scoped_settings(settings: Settings, database: PostgresSettings, topics: Topics, **ingest: Any) -> Settings:
+    """The suite's settings pointed at a test's own database, topics and consumer group."""
+    kafka = settings.kafka.model_copy(update={"events_topic": topics.events, "dead_letter_topic": topics.dead_letters})
+    group = {"group_id": f"test-{uuid.uuid4().hex[:8]}", **ingest}
+    return settings.model_copy(
+        update={
+            "postgres": database,
+            "kafka": kafka,
+            "ingest": settings.ingest.model_copy(update=group),
+            "metrics": settings.metrics.model_copy(update={"enabled": False}),
+        }
+    )
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """CONVEYOR_* variables that make a `conveyor` subprocess use ``settings``' database, topics and group."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")},
+        "CONVEYOR_POSTGRES__DATABASE": settings.postgres.database,
+        "CONVEYOR_KAFKA__EVENTS_TOPIC": settings.kafka.events_topic,
+        "CONVEYOR_KAFKA__DEAD_LETTER_TOPIC": settings.kafka.dead_letter_topic,
+        "CONVEYOR_INGEST__GROUP_ID": settings.ingest.group_id,
+        "CONVEYOR_METRICS__ENABLED": "false",
+    }
+
+
+async def publish(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    """Send (key, value) messages and wait until Kafka has them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5,
+                                max_request_size=8 * 1024 * 1024)  # fmt: skip
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], *, within: float, what: str) -> None:
+    """Poll ``predicate`` until true, or fail naming ``what``."""
+    deadline = time.monotonic() + within
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(0.2)

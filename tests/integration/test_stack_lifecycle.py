@@ -20,8 +20,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from conveyor import settings as settings_module
+from db.connection import connect
+from db.jobs import JobFilter, list_jobs
 from pipeline.storage import s3_client
 from tests.integration.conftest import put_bytes
+from tests.integration.test_ingest import running_ingestor
 
 SECOND_STACK = {
     "CONVEYOR_POSTGRES__PORT": "15632",
@@ -149,6 +152,30 @@ def _record_key(value: dict[str, object]) -> object:
     if not isinstance(records, list) or not records:
         return None
     return records[0]["s3"]["object"]["key"]
+
+
+def test_the_upload_flow_works_with_versitygw_as_the_s3_server(cli: Cli) -> None:
+    settings = cli.settings()
+    cli("migrate")
+    cli("bootstrap")
+    name = f"{uuid.uuid4().hex}/report+final 100% ü.csv"
+
+    async def upload_and_ingest() -> list[tuple[str | None, str | None, str | None]]:
+        await put_bytes(s3_client(settings.s3), settings.s3.buckets[0], name, b"a,b\n1,2\n")
+        async with running_ingestor(settings) as ingestor:
+            conn = await connect(settings.postgres)
+            try:
+                for _ in range(100):
+                    await ingestor.run_once(timeout_ms=200)
+                    jobs = await list_jobs(conn, JobFilter(source_key=name), limit=10)
+                    if len(jobs) == 3:
+                        return sorted((j.pipeline, j.step, j.source_key) for j in jobs)
+            finally:
+                await conn.close()
+        return []
+
+    jobs = asyncio.run(upload_and_ingest())
+    assert jobs == [("csv", "profile", name), ("fingerprint", "checksum", name), ("fingerprint", "inspect", name)]
 
 
 def test_down_leaves_no_process_of_ours(cli: Cli) -> None:

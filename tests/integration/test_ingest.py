@@ -1,0 +1,191 @@
+"""The ingestor against real Kafka, MinIO and PostgreSQL: every upload's jobs exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+from minio import Minio
+from prometheus_client import CollectorRegistry
+
+from conveyor import runtime
+from conveyor.settings import Settings
+from db import events as event_queries
+from db import jobs as job_queries
+from db.connection import connect
+from db.jobs import JobFilter
+from db.settings import PostgresSettings
+from ingest import deadletters
+from ingest.consumer import Ingestor
+from ingest.metrics import IngestMetrics
+from ingest.routing import RoutingRules, load_rules, parse_rules
+from pipeline.engine import Engine
+from tests.events import minio_message
+from tests.integration.conftest import Topics, publish, put_bytes, scoped_settings, wait_until
+
+CSV_ONLY = """
+[[pipeline]]
+name = "csv"
+match = { suffixes = [".csv"] }
+  [[pipeline.jobs]]
+  name = "profile"
+  type = "csv.profile"
+  [[pipeline.jobs]]
+  name = "after"
+  type = "checksum"
+  depends_on = ["profile"]
+"""
+
+
+@asynccontextmanager
+async def running_ingestor(settings: Settings, rules_text: str | None = None) -> AsyncIterator[Ingestor]:
+    """An in-process ingest group member on ``settings``' topics and database."""
+    rules = parse_rules(rules_text) if rules_text else load_rules(None)
+    async with runtime.open_engine(settings) as engine:
+        ingestor = Ingestor(engine, rules, settings.ingest, settings.kafka, IngestMetrics(CollectorRegistry()))
+        await ingestor.start()
+        try:
+            yield ingestor
+        finally:
+            await ingestor.stop()
+
+
+async def counts(database: PostgresSettings) -> list[event_queries.EventJobs]:
+    conn = await connect(database)
+    try:
+        return await event_queries.job_counts(conn)
+    finally:
+        await conn.close()
+
+
+async def drain(ingestor: Ingestor, database: PostgresSettings, *, events: int, within: float = 60) -> None:
+    async def enough() -> bool:
+        await ingestor.run_once(timeout_ms=200)
+        return len(await counts(database)) >= events
+
+    await wait_until(enough, within=within, what=f"{events} events recorded")
+
+
+async def test_uploads_through_minio_become_their_pipelines_jobs_with_the_real_name(
+    settings: Settings, database: PostgresSettings, s3: Minio
+) -> None:
+    scoped = scoped_settings(settings, database, Topics(settings.kafka.events_topic, settings.kafka.dead_letter_topic))
+    run = uuid.uuid4().hex[:8]
+    uploads = {f"{run}/in box/a b+c 100%.csv": 3, f"{run}/lines ü.jsonl": 3, f"{run}/blob+.bin": 2}
+    for key in uploads:
+        await put_bytes(s3, settings.s3.buckets[0], key, b"id,x\n1,2\n")
+
+    async with running_ingestor(scoped) as ingestor:
+
+        async def ours() -> bool:
+            await ingestor.run_once(timeout_ms=200)
+            return {c.key for c in await counts(database)} >= set(uploads)
+
+        await wait_until(ours, within=60, what="the uploads' events")
+
+    by_key = {c.key: c for c in await counts(database) if c.key in uploads}
+    assert {key: c.jobs for key, c in by_key.items()} == uploads
+    conn = await connect(database)
+    try:
+        jobs = await job_queries.list_jobs(conn, JobFilter(source_key=f"{run}/in box/a b+c 100%.csv"), limit=10)
+    finally:
+        await conn.close()
+    assert {(j.pipeline, j.step, j.job_type) for j in jobs} == {
+        ("fingerprint", "checksum", "checksum"),
+        ("fingerprint", "inspect", "inspect"),
+        ("csv", "profile", "csv.profile"),
+    }
+    assert all(j.source_bucket == settings.s3.buckets[0] for j in jobs)
+
+
+async def test_a_duplicate_event_creates_nothing_and_a_new_sequencer_creates_a_second_set(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    scoped = scoped_settings(settings, database, topics)
+    first = minio_message("uploads", "report.csv", sequencer="18EC532A88E3E431")
+    reupload = minio_message("uploads", "report.csv", sequencer="18EC532A88E3E999")
+    key = b"uploads/report.csv"
+    await publish(scoped, topics.events, [(key, first), (key, first), (key, reupload)])
+
+    async with running_ingestor(scoped, CSV_ONLY) as ingestor:
+        await drain(ingestor, database, events=2)
+        for _ in range(5):  # anything more would be a duplicate
+            await ingestor.run_once(timeout_ms=100)
+
+    recorded = await counts(database)
+    assert sorted((c.sequencer, c.jobs) for c in recorded) == [("18EC532A88E3E431", 2), ("18EC532A88E3E999", 2)]
+    assert ingestor.metrics.duplicates._value.get() == 1
+
+
+async def test_bad_messages_are_dead_lettered_with_reasons_and_replayed_after_a_fix(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    scoped = scoped_settings(settings, database, topics, dead_letter_unrouted=True, max_message_bytes=4096)
+    messages = [
+        (b"uploads/good-1.csv", minio_message("uploads", "good-1.csv")),
+        (None, b"this is not json"),
+        (None, b'{"Records": [{"eventName": "s3:ObjectCreated:Put"}]}'),
+        (b"uploads/huge.csv", minio_message("uploads", "huge.csv") + b" " * 5000),
+        (b"uploads/notes.txt", minio_message("uploads", "notes.txt")),
+        (b"uploads/good-2.csv", minio_message("uploads", "good-2.csv")),
+    ]
+    await publish(scoped, topics.events, messages)
+
+    async with running_ingestor(scoped, CSV_ONLY) as ingestor:
+        await drain(ingestor, database, events=2)
+
+        async def all_dead_letters() -> bool:
+            await ingestor.run_once(timeout_ms=100)
+            conn = await connect(database)
+            try:
+                return len(await event_queries.list_dead_letters(conn)) == 4
+            finally:
+                await conn.close()
+
+        await wait_until(all_dead_letters, within=30, what="four dead letters")
+
+    assert sorted(c.key for c in await counts(database)) == ["good-1.csv", "good-2.csv"]
+    dlq = await _read_topic(scoped, topics.dead_letters, 4)
+    reasons = sorted(dict(r.headers)["conveyor-reason"].decode() for r in dlq)
+    assert reasons == ["not_json", "schema", "too_large", "unrouted"]
+    unrouted = next(r for r in dlq if dict(r.headers)["conveyor-reason"] == b"unrouted")
+    assert unrouted.value == messages[4][1] and unrouted.key == messages[4][0]
+    assert dict(unrouted.headers)["conveyor-source-topic"] == topics.events.encode()
+
+    conn = await connect(database)
+    try:
+        letters = {letter.reason: letter for letter in await event_queries.list_dead_letters(conn)}
+    finally:
+        await conn.close()
+    fixed = load_rules(None)
+    async with runtime.open_engine(scoped) as engine:
+        still_bad = await _replay(engine, letters["not_json"].id, fixed)
+        replayed = await _replay(engine, letters["unrouted"].id, fixed)
+    assert still_bad.letter.replayed_at is None and "not_json" in (still_bad.letter.last_replay_error or "")
+    assert replayed.letter.replayed_at is not None and replayed.jobs_created == 2
+    assert {c.key: c.jobs for c in await counts(database)}["notes.txt"] == 2
+
+
+async def _replay(engine: Engine, letter_id: int, rules: RoutingRules) -> deadletters.ReplayOutcome:
+    outcome = await deadletters.replay(engine, letter_id, rules, max_bytes=4096, max_lineage_depth=3)
+    assert outcome is not None
+    return outcome
+
+
+async def _read_topic(settings: Settings, topic: str, count: int) -> list[ConsumerRecord]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        for _ in range(50):
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records += batch
+            if len(records) >= count:
+                break
+    finally:
+        await consumer.stop()
+    return records

@@ -1,0 +1,160 @@
+"""The ingestor under faults: SIGKILL mid-backlog, a group member dying, PostgreSQL going away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+from collections import Counter
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from conveyor.settings import Settings
+from db.settings import PostgresSettings
+from tests.events import minio_message
+from tests.integration.conftest import Topics, environment, publish, scoped_settings, wait_until
+from tests.integration.test_ingest import counts, running_ingestor
+
+
+def backlog(run: str, count: int) -> list[tuple[bytes | None, bytes]]:
+    """``count`` distinct uploads (each starts the 2-job fingerprint pipeline), keyed like MinIO keys them."""
+    names = [f"{run}/file {i:05d}.bin" for i in range(count)]
+    return [(f"uploads/{name}".encode(), minio_message("uploads", name)) for name in names]
+
+
+def start_ingest(settings: Settings) -> subprocess.Popen[bytes]:
+    """`conveyor ingest` as a user starts it, on the test's database, topics and group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "conveyor", "ingest"], env=environment(settings),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def recorded(database: PostgresSettings) -> int:
+    return len(await counts(database))
+
+
+async def assert_exactly_once(database: PostgresSettings, events: int, jobs_each: int) -> None:
+    recorded_counts = await counts(database)
+    assert len(recorded_counts) == events
+    assert Counter(c.jobs for c in recorded_counts) == {jobs_each: events}
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def test_sigkill_in_the_middle_of_a_backlog_loses_and_duplicates_nothing(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    scoped = scoped_settings(settings, database, topics, batch_max_records=200)
+    await publish(scoped, topics.events, backlog("kill", 5_000))
+
+    first = start_ingest(scoped)
+    try:
+        await wait_until(lambda: _more_than(database, 500), within=60, what="the first ingestor to get going")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert await recorded(database) < 5_000, "the kill should land mid-backlog"
+
+    second = start_ingest(scoped)
+    try:
+        await wait_until(lambda: _at_least(database, 5_000), within=120, what="the backlog after the restart")
+    finally:
+        stop(second)
+    await assert_exactly_once(database, 5_000, jobs_each=2)
+
+
+async def test_two_ingestors_share_the_partitions_and_one_takes_over_when_the_other_dies(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    scoped = scoped_settings(settings, database, topics, batch_max_records=100)
+    await publish(scoped, topics.events, backlog("pair", 10_000))
+    members = [start_ingest(scoped), start_ingest(scoped)]
+    try:
+        await wait_until(lambda: _more_than(database, 2_000), within=60, what="both ingestors to get going")
+        members[0].send_signal(signal.SIGKILL)
+        members[0].wait()
+        await wait_until(lambda: _at_least(database, 10_000), within=180, what="the survivor to finish the topic")
+    finally:
+        for member in members:
+            stop(member)
+    await assert_exactly_once(database, 10_000, jobs_each=2)
+
+
+async def test_postgres_down_for_ten_seconds_holds_offsets_and_loses_nothing(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    scoped = scoped_settings(settings, database, topics)
+    messages = backlog("pgdown", 600)
+    done = asyncio.Event()
+    async with running_ingestor(scoped) as ingestor:
+        consuming = asyncio.create_task(ingestor.run(done))
+        producing = asyncio.create_task(_trickle(scoped, topics.events, messages, seconds=15))
+        await asyncio.sleep(2)
+        await _stack("down", "postgres")
+        try:
+            held = await _committed(scoped, topics)
+            await asyncio.sleep(10)
+            assert await _committed(scoped, topics) == held, "offsets moved while PostgreSQL was down"
+        finally:
+            await _stack("up", "postgres")
+        await producing
+        await wait_until(lambda: _at_least(database, 600), within=90, what="every event after PostgreSQL returned")
+        done.set()
+        await consuming
+    await assert_exactly_once(database, 600, jobs_each=2)
+    assert ingestor.metrics.database_retries._value.get() > 0
+
+
+async def _trickle(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]], seconds: float) -> None:
+    """Publish ``messages`` evenly over ``seconds``, as uploads arrive."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        pause = seconds / len(messages)
+        for key, value in messages:
+            await producer.send_and_wait(topic, value, key=key)
+            await asyncio.sleep(pause)
+    finally:
+        await producer.stop()
+
+
+async def _committed(settings: Settings, topics: Topics) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.ingest.group_id)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items()}
+
+
+async def _stack(*args: str) -> None:
+    """`conveyor stack ...` without blocking the event loop (the ingestor under test keeps heartbeating)."""
+    argv = [sys.executable, "-m", "conveyor", "stack", *args]
+    await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True)
+
+
+async def _more_than(database: PostgresSettings, count: int) -> bool:
+    try:
+        return await recorded(database) > count
+    except Exception:  # noqa: BLE001 - the database may be mid-restart
+        return False
+
+
+async def _at_least(database: PostgresSettings, count: int) -> bool:
+    try:
+        return await recorded(database) >= count
+    except Exception:  # noqa: BLE001 - the database may be mid-restart
+        return False
