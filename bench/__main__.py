@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench import engine as engine_bench
+from bench import ingest as ingest_bench
 from bench import peer_queues as peers
 from bench import report
 from conveyor import settings as settings_module
@@ -60,6 +61,27 @@ async def engine_section(settings: settings_module.Settings) -> report.Section:
     return section
 
 
+async def ingest_section(settings: settings_module.Settings) -> report.Section:
+    figures = await ingest_bench.run(settings)
+    section = report.Section("Ingest: events to committed jobs (one ingestor)", "make bench (bench/ingest.py)")
+    section.text(
+        f"{figures.events:,} real MinIO notifications (one uploaded object's event, copied with distinct keys and "
+        f"sequencers) pre-filled on a {figures.partitions}-partition topic; each starts a 2-job pipeline."
+    )
+    section.table(
+        ["what", "events/s"],
+        [["raw aiokafka read of the same topic (the limit)", f"{figures.raw_rate:,.0f}"],
+         ["conveyor ingest: parse, route, record, create jobs, commit offsets", f"{figures.ingest_rate:,.0f}"],
+         ["ingest / raw read", f"{figures.ingest_rate / figures.raw_rate:.0%}"]],
+    )  # fmt: skip
+    section.text(
+        f"Light load ({len(figures.latencies_ms)} events, one every 50 ms), Kafka timestamp to jobs committed: "
+        f"p50 {figures.percentile(50):.1f} ms, p95 {figures.percentile(95):.1f} ms, "
+        f"p99 {figures.percentile(99):.1f} ms."
+    )
+    return section
+
+
 async def _peer_database(settings: settings_module.Settings) -> str:
     conn = await connection.connect(settings.postgres)
     try:
@@ -75,6 +97,8 @@ async def main(selected: list[str]) -> None:
     sections = []
     if not selected or "engine" in selected:
         sections.append(await engine_section(settings))
+    if not selected or "ingest" in selected:
+        sections.append(await ingest_section(settings))
     for section in sections:
         print(section.render())
     if not selected:

@@ -58,10 +58,22 @@ class Sorted:
 
 
 @dataclass(frozen=True)
+class Fetched:
+    """A batch between the two stages: read and sorted, not yet written."""
+
+    records: list[ConsumerRecord]
+    offsets: dict[TopicPartition, int]
+    sorted: Sorted
+    fetched_at: float
+
+
+@dataclass(frozen=True)
 class BatchReport:
     messages: int
     stored: StoreResult
     dead_letters: int
+    #: Kafka timestamps (ms) of the batch's records: how long each waited to become committed jobs.
+    record_timestamps_ms: list[int] = field(default_factory=list)
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -121,30 +133,34 @@ class Ingestor:
 
     async def run_once(self, timeout_ms: int | None = None) -> BatchReport:
         """Fetch one batch (bounded in size and time) and turn it into committed jobs."""
+        fetched = await self._fetch(timeout_ms)
+        if fetched is None:
+            return BatchReport(0, StoreResult(), 0)
+        return await self._finish(fetched)
+
+    async def _fetch(self, timeout_ms: int | None = None) -> Fetched | None:
+        """Stage 1: one batch from Kafka, parsed and routed (CPU only, no writes)."""
         batch = await self.consumer.getmany(
             timeout_ms=self.settings.batch_max_wait_ms if timeout_ms is None else timeout_ms,
             max_records=self.settings.batch_max_records,
         )
-        async with self._batch_lock:
-            records = [record for records in batch.values() for record in records]
-            if not records:
-                return BatchReport(0, StoreResult(), 0)
-            return await self._process(batch, records)
+        records = [record for records in batch.values() for record in records]
+        if not records:
+            return None
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        return Fetched(records, offsets, self._sort(records), time.monotonic())
 
-    async def _process(
-        self, batch: dict[TopicPartition, list[ConsumerRecord]], records: list[ConsumerRecord]
-    ) -> BatchReport:
-        started = time.monotonic()
-        self.metrics.messages_consumed.inc(len(records))
-        self.metrics.batch_size.observe(len(records))
-        sorted_batch = self._sort(records)
-        stored = await self._store_with_retry(sorted_batch)
-        await deadletters.publish(self.producer, self.kafka.dead_letter_topic, sorted_batch.dead)
-        await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items() if records})
+    async def _finish(self, fetched: Fetched) -> BatchReport:
+        """Stage 2: record and create in one transaction, publish dead letters, commit offsets, wake workers."""
+        async with self._batch_lock:
+            stored = await self._store_with_retry(fetched.sorted)
+            await deadletters.publish(self.producer, self.kafka.dead_letter_topic, fetched.sorted.dead)
+            await self._commit(fetched.offsets)
         self.engine.notify_ready(stored.ready_types)
-        self._observe(sorted_batch, stored, started)
+        self._observe(fetched, stored)
         await self.record_lag()
-        return BatchReport(len(records), stored, len(sorted_batch.dead))
+        records = fetched.records
+        return BatchReport(len(records), stored, len(fetched.sorted.dead), [r.timestamp for r in records])
 
     def _sort(self, records: list[ConsumerRecord]) -> Sorted:
         result = Sorted()
@@ -178,7 +194,8 @@ class Ingestor:
             try:
                 async with acquire(self.engine.pool) as conn, conn.transaction():
                     stored = await store_events(conn, self.engine, batch.routed, topic=self.kafka.events_topic)
-                    await event_queries.insert_dead_letters(conn, batch.dead)
+                    if batch.dead:
+                        await event_queries.insert_dead_letters(conn, batch.dead)
             except ServiceUnavailable as exc:
                 attempt += 1
                 self.metrics.database_retries.inc()
@@ -199,8 +216,10 @@ class Ingestor:
         except KafkaError as exc:
             log.warning("offset commit failed (%s); a later commit covers it", exc)
 
-    def _observe(self, batch: Sorted, stored: StoreResult, started: float) -> None:
-        m = self.metrics
+    def _observe(self, fetched: Fetched, stored: StoreResult) -> None:
+        m, batch = self.metrics, fetched.sorted
+        m.messages_consumed.inc(len(fetched.records))
+        m.batch_size.observe(len(fetched.records))
         m.events_consumed.inc(batch.events)
         m.duplicates.inc(stored.duplicates)
         for pipeline, count in stored.jobs_by_pipeline.items():
@@ -211,7 +230,7 @@ class Ingestor:
         for item in batch.routed:
             if item.routed.event.event_time is not None:
                 m.event_to_job_seconds.observe(max(0.0, (now - item.routed.event.event_time).total_seconds()))
-        m.batch_seconds.observe(time.monotonic() - started)
+        m.batch_seconds.observe(time.monotonic() - fetched.fetched_at)
 
     async def record_lag(self) -> None:
         """Set the lag gauge of each assigned partition: its high-water mark minus our position."""
@@ -222,14 +241,44 @@ class Ingestor:
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set; Kafka errors are logged and retried, never fatal."""
+        """Consume until ``stop`` is set, fetching the next batch while the current one is being written.
+
+        The two stages overlap (Python parses batch N+1 while PostgreSQL writes batch N) but batches
+        finish, and commit their offsets, strictly in order. Kafka errors are logged and retried.
+        """
+        ready: asyncio.Queue[Fetched | None] = asyncio.Queue(maxsize=1)
+        fetcher = asyncio.create_task(self._fetch_until(stop, ready))
+        try:
+            while (fetched := await ready.get()) is not None:
+                await self._finish_retrying(fetched, stop)
+        finally:
+            fetcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetcher
+
+    async def _finish_retrying(self, fetched: Fetched, stop: asyncio.Event) -> None:
+        # Finishing again is safe: recorded events are found, dead letters and offsets are idempotent.
+        while True:
+            try:
+                await self._finish(fetched)
+            except KafkaError as exc:
+                log.warning("Kafka unavailable while finishing a batch (%s); retrying it", exc)
+                await asyncio.sleep(1.0)
+            else:
+                return
+
+    async def _fetch_until(self, stop: asyncio.Event, ready: asyncio.Queue[Fetched | None]) -> None:
         while not stop.is_set():
             try:
-                await self.run_once()
+                fetched = await self._fetch()
             except KafkaError as exc:
                 log.warning("Kafka error (%s); reconnecting", exc)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
+                continue
+            if fetched is not None:
+                await ready.put(fetched)
+        await ready.put(None)
 
 
 def _dead_letter(record: ConsumerRecord, exc: BadEvent) -> NewDeadLetter:

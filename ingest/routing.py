@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -95,28 +96,10 @@ class Pipeline(_Strict):
     @model_validator(mode="after")
     def _valid_dag(self) -> Pipeline:
         try:
-            topological_order(self.specs_for(None))
+            topological_order([JobSpec(name=j.name, job_type=j.type, depends_on=j.depends_on) for j in self.jobs])
         except InvalidDag as exc:
             raise ValueError(f"pipeline {self.name!r}: {exc}") from None
         return self
-
-    def specs_for(self, event: RoutedEvent | None) -> list[JobSpec]:
-        """The pipeline's jobs for one event (idempotency keys derive from the recorded event's id)."""
-        base: dict[str, Any] = {} if event is None else event.payload()
-        prefix = None if event is None or event.event_id is None else f"event:{event.event_id}/{self.name}/"
-        return [
-            JobSpec(
-                name=job.name,
-                job_type=job.type,
-                payload={**base, "params": job.params},
-                depends_on=job.depends_on,
-                priority=job.priority,
-                max_retries=job.max_retries,
-                timeout_ms=int(job.timeout_seconds * 1000),
-                idempotency_key=None if prefix is None else prefix + job.name,
-            )
-            for job in self.jobs
-        ]
 
 
 class RoutingRules(_Strict):
@@ -135,44 +118,44 @@ class RoutingRules(_Strict):
         return [p for p in self.pipeline if p.match.accepts(event)]
 
 
-class RoutedEvent(BaseModel):
+@dataclass(frozen=True)
+class RoutedEvent:
     """An event with the pipelines it starts, and (once recorded) its id in ``object_events``."""
-
-    model_config = ConfigDict(frozen=True)
 
     event: UploadEvent
     pipelines: list[Pipeline]
     lineage_depth: int = 0
     event_id: int | None = None
 
-    def payload(self) -> dict[str, Any]:
-        e = self.event
-        return {"etag": e.etag, "size": e.size, "content_type": e.content_type, "lineage_depth": self.lineage_depth}
-
-    def source(self) -> SourceObject:
-        return SourceObject(self.event.bucket, self.event.key, self.event.version_id or None, self.event_id)
+    def recorded_as(self, event_id: int) -> RoutedEvent:
+        return replace(self, event_id=event_id)
 
     def specs(self) -> list[JobSpec]:
-        """Every job of every pipeline, named ``event/pipeline/job`` so one DAG can hold a whole batch."""
+        """Every job of every pipeline, named ``event/pipeline/job`` so one DAG can hold a whole batch.
+
+        The jobs carry no idempotency keys: they are created only in the transaction that records the
+        event as new, and the event's unique identity is what makes that happen once.
+        """
+        e = self.event
+        source = SourceObject(e.bucket, e.key, e.version_id or None, self.event_id)
         specs = []
         for pipeline in self.pipelines:
             scope = f"{self.event_id}/{pipeline.name}"
-            for spec in pipeline.specs_for(self):
-                specs.append(
-                    JobSpec(
-                        name=f"{scope}/{spec.name}",
-                        step=spec.name,
-                        job_type=spec.job_type,
-                        payload=spec.payload,
-                        depends_on=[f"{scope}/{parent}" for parent in spec.depends_on],
-                        priority=spec.priority,
-                        max_retries=spec.max_retries,
-                        timeout_ms=spec.timeout_ms,
-                        idempotency_key=spec.idempotency_key,
-                        pipeline=pipeline.name,
-                        source=self.source(),
-                    )
+            specs += [
+                JobSpec(
+                    name=f"{scope}/{job.name}",
+                    step=job.name,
+                    job_type=job.type,
+                    payload={"params": job.params, "lineage_depth": self.lineage_depth},
+                    depends_on=[f"{scope}/{parent}" for parent in job.depends_on],
+                    priority=job.priority,
+                    max_retries=job.max_retries,
+                    timeout_ms=int(job.timeout_seconds * 1000),
+                    pipeline=pipeline.name,
+                    source=source,
                 )
+                for job in pipeline.jobs
+            ]
         return specs
 
 

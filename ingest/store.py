@@ -43,7 +43,7 @@ async def store_events(conn: Connection, engine: Engine, events: Sequence[Positi
     for item, row in zip(events, rows, strict=True):
         event_id = new.pop(row.identity, None)  # pop: the same event twice in one batch creates jobs once
         if event_id is not None:
-            specs += item.routed.model_copy(update={"event_id": event_id}).specs()
+            specs += item.routed.recorded_as(event_id).specs()
     if specs:
         _, result.ready_types = await engine.create_dag_in(conn, specs)
         for spec in specs:

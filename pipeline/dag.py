@@ -81,6 +81,20 @@ def topological_order(specs: Sequence[JobSpec]) -> list[int]:
     return order
 
 
+def inherited_priorities(specs: Sequence[JobSpec], order: Sequence[int]) -> list[int]:
+    """Each job's priority raised to the highest priority of any job of the DAG waiting on it.
+
+    ``order`` is :func:`topological_order`'s; walking it backwards visits children before parents.
+    """
+    index = _names(specs)
+    priorities = [spec.priority for spec in specs]
+    for child in reversed(order):
+        for parent in specs[child].depends_on:
+            if isinstance(parent, str):
+                priorities[index[parent]] = max(priorities[index[parent]], priorities[child])
+    return priorities
+
+
 def _names(specs: Sequence[JobSpec]) -> dict[str, int]:
     index: dict[str, int] = {}
     for i, spec in enumerate(specs):

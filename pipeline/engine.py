@@ -18,7 +18,7 @@ from typing import Any
 from db import jobs as job_queries
 from db.connection import Connection, Pool, acquire
 from db.jobs import JobFilter, JobRow, JobStatus, NewJob
-from pipeline.dag import JobSpec, SourceObject, topological_order
+from pipeline.dag import JobSpec, SourceObject, inherited_priorities, topological_order
 from pipeline.errors import JobConflict, JobNotFound, UnknownParent
 from pipeline.ids import uuid7
 from pipeline.retry import RetryPolicies
@@ -110,23 +110,25 @@ class Engine:
         The caller must publish the wake-up (``engine.notify_ready``) after its transaction commits.
         """
         order = topological_order(specs)
+        priorities = inherited_priorities(specs, order)
         names = [spec.name or str(i) for i, spec in enumerate(specs)]
         ids = [uuid7() for _ in specs]
         by_name = dict(zip(names, ids, strict=True))
-        rows = [_new_job(specs[i], ids[i], pipeline, source) for i in order]
+        rows = [_new_job(specs[i], ids[i], priorities[i], pipeline, source) for i in order]
         inserted = await job_queries.insert_many(conn, rows, now=self.db_now())
         if inserted != set(ids):
             by_name = await self._resolve_existing(conn, specs, names, by_name, inserted)
         new_children = [i for i in order if ids[i] in inserted and specs[i].depends_on]
-        await self._link(conn, specs, names, by_name, new_children)
+        linked_outside = await self._link(conn, specs, names, by_name, new_children, inserted)
         ready = [specs[i].job_type for i in order if ids[i] in inserted and not specs[i].depends_on]
-        if new_children:
-            settled = await job_queries.settle_dependencies(conn, [ids[i] for i in new_children], now=self.db_now())
+        if linked_outside:
+            # Only children of pre-existing jobs need a recount: a parent created just now is unfinished.
+            outside_ids = [ids[i] for i in linked_outside]
+            settled = await job_queries.settle_dependencies(conn, outside_ids, now=self.db_now())
             ready += [specs[ids.index(j)].job_type for j, status in settled.items() if status is JobStatus.PENDING]
-            cancelled = [j for j, status in settled.items() if status is JobStatus.CANCELLED]
-            if cancelled:
+            if cancelled := [j for j, status in settled.items() if status is JobStatus.CANCELLED]:
                 await job_queries.cancel_descendants(conn, cancelled, now=self.db_now())
-            await job_queries.raise_ancestor_priority(conn, [ids[i] for i in new_children])
+            await job_queries.raise_ancestor_priority(conn, outside_ids)
         return DagResult(ids=by_name, created=bool(inserted)), ready
 
     def notify_ready(self, job_types: Sequence[str]) -> None:
@@ -156,19 +158,26 @@ class Engine:
         names: list[str],
         by_name: dict[str, uuid.UUID],
         children: list[int],
-    ) -> None:
-        edges = [
-            (by_name[parent] if isinstance(parent, str) else parent, by_name[names[i]])
-            for i in children
-            for parent in specs[i].depends_on
-        ]
-        if not edges:
-            return
-        parents = sorted({parent for parent, _ in edges})
-        found = await job_queries.lock_parents(conn, parents)
-        if missing := [str(p) for p in parents if p not in found]:
-            raise UnknownParent(f"unknown parent job(s): {', '.join(missing)}")
-        await job_queries.insert_dependencies(conn, edges)
+        inserted: set[uuid.UUID],
+    ) -> list[int]:
+        """Insert the new children's edges; return the children with a parent that existed before this call.
+
+        Those parents are share-locked first (and must exist), so none can finish unseen before we commit.
+        """
+        edges, outside_children = [], []
+        for i in children:
+            parents = [by_name[p] if isinstance(p, str) else p for p in specs[i].depends_on]
+            edges += [(parent, by_name[names[i]]) for parent in parents]
+            if any(parent not in inserted for parent in parents):
+                outside_children.append(i)
+        outside = sorted({parent for parent, _ in edges if parent not in inserted})
+        if outside:
+            found = await job_queries.lock_parents(conn, outside)
+            if missing := [str(p) for p in outside if p not in found]:
+                raise UnknownParent(f"unknown parent job(s): {', '.join(missing)}")
+        if edges:
+            await job_queries.insert_dependencies(conn, edges)
+        return outside_children
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -323,13 +332,15 @@ class Engine:
             return await job_queries.list_jobs(conn, where, before=before, limit=limit)
 
 
-def _new_job(spec: JobSpec, job_id: uuid.UUID, pipeline: str | None, source: SourceObject | None) -> NewJob:
+def _new_job(
+    spec: JobSpec, job_id: uuid.UUID, priority: int, pipeline: str | None, source: SourceObject | None
+) -> NewJob:
     pipeline, source = spec.pipeline or pipeline, spec.source or source
     return NewJob(
         id=job_id,
         job_type=spec.job_type,
         payload=spec.payload,
-        priority=spec.priority,
+        priority=priority,
         max_retries=spec.max_retries,
         timeout_ms=spec.timeout_ms,
         run_at=spec.run_at,

@@ -78,13 +78,15 @@ async def test_sigkill_in_the_middle_of_a_backlog_loses_and_duplicates_nothing(
 async def test_two_ingestors_share_the_partitions_and_one_takes_over_when_the_other_dies(
     settings: Settings, database: PostgresSettings, topics: Topics
 ) -> None:
-    scoped = scoped_settings(settings, database, topics, batch_max_records=100)
+    # Small batches keep each member busy for seconds, so the kill lands while it still owns work.
+    scoped = scoped_settings(settings, database, topics, batch_max_records=10)
     await publish(scoped, topics.events, backlog("pair", 10_000))
     members = [start_ingest(scoped), start_ingest(scoped)]
     try:
-        await wait_until(lambda: _more_than(database, 2_000), within=60, what="both ingestors to get going")
+        await wait_until(lambda: _more_than(database, 1_000), within=60, what="both ingestors to get going")
         members[0].send_signal(signal.SIGKILL)
         members[0].wait()
+        assert await recorded(database) < 8_000, "the kill should leave the dead member's partitions unfinished"
         await wait_until(lambda: _at_least(database, 10_000), within=180, what="the survivor to finish the topic")
     finally:
         for member in members:

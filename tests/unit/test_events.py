@@ -70,7 +70,7 @@ def test_unknown_fields_are_ignored() -> None:
         (b"{truncated", "not_json", "not JSON"),
         (b'{"Records": []}', "schema", "Records"),
         (b'{"Records": [{"eventName": "s3:ObjectCreated:Put"}]}', "schema", "s3"),
-        (b"[1, 2]", "schema", "dictionary"),
+        (b"[1, 2]", "schema", "should be an object"),
         (minio_message("b", "k").replace(b'"Key":"b/k"', b'"Key":"other/k"'), "schema", "does not name"),
         (minio_message("b", "k").replace(b'"key":"k"', b'"key":"not-k"'), "undecodable_key", "does not decode"),
         (aws_message("b", "x").replace(b'"key":"x"', b'"key":"%FF%FE"'), "undecodable_key", "UTF-8"),

@@ -83,12 +83,11 @@ def test_a_runaway_chain_is_dead_lettered_with_a_clear_reason() -> None:
     assert route(deep, RULES, max_lineage_depth=4).lineage_depth == 4
 
 
-def test_routed_specs_form_one_dag_with_keys_per_event() -> None:
-    routed = route(event("photos/cat.png"), RULES, max_lineage_depth=3).model_copy(update={"event_id": 42})
+def test_routed_specs_form_one_dag_scoped_by_event() -> None:
+    routed = route(event("photos/cat.png"), RULES, max_lineage_depth=3).recorded_as(42)
     specs = {s.name: s for s in routed.specs()}
     assert set(specs) == {"42/images/a", "42/images/b", "42/everything/only"}
     assert list(specs["42/images/b"].depends_on) == ["42/images/a"]
-    assert specs["42/images/b"].idempotency_key == "event:42/images/b"
     assert specs["42/images/b"].step == "b" and specs["42/images/b"].pipeline == "images"
     assert specs["42/images/b"].priority == 5
     assert specs["42/images/a"].source is not None and specs["42/images/a"].source.key == "photos/cat.png"

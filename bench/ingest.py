@@ -1,0 +1,221 @@
+"""bench/ingest: events/s from a pre-filled topic to committed jobs, beside the raw aiokafka read rate.
+
+The events are real MinIO notifications: one object is uploaded, its event read back from Kafka, and
+copies with distinct keys and sequencers fill a fresh topic. Each event starts a 2-job pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import quote_plus
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import CollectorRegistry
+
+from conveyor import runtime
+from conveyor.settings import Settings
+from db import admin, connection, migrate
+from ingest.consumer import Ingestor
+from ingest.metrics import IngestMetrics
+from ingest.routing import parse_rules
+from pipeline.storage import s3_client
+
+TWO_JOBS = """
+[[pipeline]]
+name = "fingerprint"
+  [[pipeline.jobs]]
+  name = "checksum"
+  type = "checksum"
+  [[pipeline.jobs]]
+  name = "inspect"
+  type = "inspect"
+  depends_on = ["checksum"]
+"""
+BENCH_DB = "conveyor_bench_ingest"
+
+
+@dataclass(frozen=True)
+class IngestFigures:
+    events: int
+    partitions: int
+    raw_seconds: float
+    ingest_seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def raw_rate(self) -> float:
+        return self.events / self.raw_seconds
+
+    @property
+    def ingest_rate(self) -> float:
+        return self.events / self.ingest_seconds
+
+    def percentile(self, p: float) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(p) - 1]
+
+
+async def real_minio_event(settings: Settings) -> dict[str, object]:
+    """Upload one object and return the notification MinIO published for it."""
+    consumer = AIOKafkaConsumer(settings.kafka.events_topic, bootstrap_servers=settings.kafka.bootstrap_servers,
+                                auto_offset_reset="latest", enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+        key = f"bench/{uuid.uuid4().hex}.bin"
+        client = s3_client(settings.s3)
+        await asyncio.to_thread(client.put_object, settings.s3.buckets[0], key, io.BytesIO(b"x" * 1024), 1024)
+        for _ in range(100):
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                for message in messages:
+                    if message.key == f"{settings.s3.buckets[0]}/{key}".encode():
+                        return dict(json.loads(message.value))
+    finally:
+        await consumer.stop()
+    raise RuntimeError("MinIO's event for the bench object never arrived")
+
+
+def variant(template: dict[str, object], n: int, run: str) -> tuple[bytes, bytes]:
+    """The template event for another object: its own key and sequencer."""
+    event = json.loads(json.dumps(template))
+    name = f"bench/{run}/object {n:07d}.bin"
+    bucket = event["Key"].split("/", 1)[0]
+    event["Key"] = f"{bucket}/{name}"
+    record = event["Records"][0]
+    record["s3"]["object"]["key"] = quote_plus(name, safe="")
+    record["s3"]["object"]["sequencer"] = f"{n:016X}"
+    return event["Key"].encode(), json.dumps(event, separators=(",", ":")).encode()
+
+
+async def fill(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=20,
+                                max_batch_size=1 << 20)  # fmt: skip
+    await producer.start()
+    try:
+        for start in range(0, len(messages), 5000):
+            futures = [await producer.send(topic, value, key=key) for key, value in messages[start : start + 5000]]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_read(settings: Settings, topic: str, count: int) -> float:
+    """Seconds for a bare aiokafka consumer to read ``count`` records from the start of ``topic``."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=f"raw-{topic}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        seen, started = 0, time.perf_counter()
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            seen += sum(len(records) for records in batch.values())
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def fresh_database(settings: Settings) -> Settings:
+    conn = await connection.connect(settings.postgres)
+    try:
+        await admin.drop_database(conn, BENCH_DB)
+        await admin.create_database(conn, BENCH_DB, template="template0")
+    finally:
+        await conn.close()
+    scoped = settings.model_copy(update={"postgres": settings.postgres.model_copy(update={"database": BENCH_DB})})
+    conn = await connection.connect(scoped.postgres)
+    try:
+        await migrate.migrate(conn)
+    finally:
+        await conn.close()
+    return scoped
+
+
+async def ingest(settings: Settings, topic: str, count: int, latency_events: int) -> tuple[float, list[float]]:
+    """Seconds to turn ``count`` pre-filled events into committed jobs; then light-load latencies (ms)."""
+    scoped = settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"events_topic": topic}),
+            "ingest": settings.ingest.model_copy(update={"group_id": f"bench-{topic}"}),
+        }
+    )
+    async with runtime.open_engine(scoped) as engine:
+        ingestor = Ingestor(
+            engine, parse_rules(TWO_JOBS), scoped.ingest, scoped.kafka, IngestMetrics(CollectorRegistry())
+        )
+        await ingestor.start()
+        try:
+            seconds = await drain(ingestor, count)
+            latencies = await light_load(scoped, ingestor, latency_events)
+        finally:
+            await ingestor.stop()
+    return seconds, latencies
+
+
+async def drain(ingestor: Ingestor, count: int) -> float:
+    """Seconds for the production loop (``run``) to commit the jobs of ``count`` events."""
+    consumed = ingestor.metrics.messages_consumed
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    running = asyncio.create_task(ingestor.run(stop))
+    # Polls the ingestor's own counter: the production loop offers no completion event to wait on.
+    while consumed._value.get() < count:  # noqa: SLF001, ASYNC110
+        await asyncio.sleep(0.005)
+    seconds = time.perf_counter() - started
+    stop.set()
+    await running
+    return seconds
+
+
+async def light_load(settings: Settings, ingestor: Ingestor, events: int) -> list[float]:
+    """Publish ``events`` one every 50 ms; for each, Kafka timestamp -> its jobs committed."""
+    template = await real_minio_event(settings.model_copy(update={"kafka": settings.kafka.model_copy(
+        update={"events_topic": "conveyor.events"})}))  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await producer.start()
+    latencies: list[float] = []
+
+    async def send() -> None:
+        run = uuid.uuid4().hex[:8]
+        for n in range(events):
+            key, value = variant(template, n, run)
+            await producer.send_and_wait(settings.kafka.events_topic, value, key=key)
+            await asyncio.sleep(0.05)
+
+    sender = asyncio.create_task(send())
+    try:
+        while len(latencies) < events:
+            report = await ingestor.run_once(timeout_ms=20)
+            committed_ms = time.time() * 1000
+            latencies += [committed_ms - ts for ts in report.record_timestamps_ms]
+        await sender
+    finally:
+        await producer.stop()
+    return latencies
+
+
+async def run(settings: Settings, *, events: int = 50_000, latency_events: int = 200) -> IngestFigures:
+    topic = f"conveyor.bench.{uuid.uuid4().hex[:8]}"
+    partitions = settings.kafka.events_partitions
+    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await kafka_admin.start()
+    try:
+        await kafka_admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+        template = await real_minio_event(settings)
+        run_id = uuid.uuid4().hex[:8]
+        await fill(settings, topic, [variant(template, n, run_id) for n in range(events)])
+        raw_seconds = await raw_read(settings, topic, events)
+        scoped = await fresh_database(settings)
+        ingest_seconds, latencies = await ingest(scoped, topic, events, latency_events)
+    finally:
+        await kafka_admin.delete_topics([topic])
+        await kafka_admin.close()
+    return IngestFigures(events, partitions, raw_seconds, ingest_seconds, latencies)
