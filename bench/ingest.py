@@ -167,7 +167,7 @@ async def drain(ingestor: Ingestor, count: int) -> float:
     started = time.perf_counter()
     running = asyncio.create_task(ingestor.run(stop))
     # Polls the ingestor's own counter: the production loop offers no completion event to wait on.
-    while consumed._value.get() < count:  # noqa: SLF001, ASYNC110
+    while consumed._value.get() < count:  # noqa: ASYNC110
         await asyncio.sleep(0.005)
     seconds = time.perf_counter() - started
     stop.set()
