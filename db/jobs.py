@@ -229,10 +229,16 @@ async def fail_many(
     return {r["id"]: JobStatus(r["status"]) for r in rows}
 
 
-async def release_many(conn: Connection, held: Sequence[tuple[uuid.UUID, int]]) -> set[uuid.UUID]:
-    """Return (id, attempt) jobs to PENDING without spending the attempt; the ids released."""
+async def release_many(
+    conn: Connection,
+    held: Sequence[tuple[uuid.UUID, int]],
+    *,
+    run_at: datetime | None = None,
+    now: datetime | None = None,
+) -> set[uuid.UUID]:
+    """Return (id, attempt) jobs to PENDING without spending the attempt, runnable from ``run_at``."""
     with translate_errors():
-        rows = await conn.fetch(QUERIES["job_release_many"], [i for i, _ in held], [a for _, a in held])
+        rows = await conn.fetch(QUERIES["job_release_many"], [i for i, _ in held], [a for _, a in held], run_at, now)
     return {r["id"] for r in rows}
 
 

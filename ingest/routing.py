@@ -32,9 +32,7 @@ from ingest.errors import BadEvent, RoutingError
 from ingest.events import UploadEvent
 from pipeline.dag import JobSpec, SourceObject, topological_order
 from pipeline.errors import InvalidDag
-
-JOB_ID_METADATA = "conveyor-job-id"
-LINEAGE_METADATA = "conveyor-lineage-depth"
+from pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
 
 
 class _Strict(BaseModel):

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from db import jobs as job_queries
@@ -251,14 +251,21 @@ class Engine:
         }
         return {**(failure.details or {}), **entry}
 
-    async def release(self, held: Sequence[JobRow]) -> set[uuid.UUID]:
-        """Give held jobs back unrun (shutdown), without spending their attempt; the ids released."""
+    async def release(self, held: Sequence[JobRow], *, delay_seconds: float = 0.0) -> set[uuid.UUID]:
+        """Give held jobs back without spending their attempt (shutdown, or a handler's "retry later").
+
+        They run again after ``delay_seconds``; returns the ids released.
+        """
         if not held:
             return set()
+        run_at = self.now() + timedelta(seconds=delay_seconds) if delay_seconds > 0 else None
         async with acquire(self.pool) as conn:
-            released = await job_queries.release_many(conn, [(job.id, job.attempts) for job in held])
+            released = await job_queries.release_many(
+                conn, [(job.id, job.attempts) for job in held], run_at=run_at, now=self.db_now()
+            )
         _log_stale("release", held, released)
-        self._wake(sorted({job.job_type for job in held if job.id in released}))
+        if run_at is None:
+            self._wake(sorted({job.job_type for job in held if job.id in released}))
         return released
 
     async def parent_results(self, job_id: uuid.UUID) -> list[dict[str, Any]]:

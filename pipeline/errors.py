@@ -29,3 +29,15 @@ class UnknownParent(InvalidDag):
 
 class JobConflict(ConveyorError):
     """The job is not in a state that allows this change."""
+
+
+class StorageError(ConveyorError):
+    """The object store refused or failed a request."""
+
+    retriable = True
+
+
+class ObjectMissing(StorageError):
+    """The object no longer exists (deleted, or never written)."""
+
+    retriable = False

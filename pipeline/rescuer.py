@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 from db import jobs as job_queries
+from db import workers as worker_queries
 from db.connection import acquire
 from db.errors import ServiceUnavailable
 from db.jobs import JobStatus
@@ -34,12 +35,26 @@ class RescueReport:
 class Rescuer:
     """``run_once()`` rescues one batch; ``run()`` repeats it every ``interval_seconds`` (jittered)."""
 
-    def __init__(self, engine: Engine, *, interval_seconds: float = 5.0, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        interval_seconds: float = 5.0,
+        batch_size: int = BATCH_SIZE,
+        worker_lost_after_seconds: float | None = None,
+    ) -> None:
         self.engine, self.interval, self.batch_size = engine, interval_seconds, batch_size
+        self.worker_lost_after = worker_lost_after_seconds
 
     async def run_once(self) -> RescueReport:
+        """Declare silent workers LOST (their leases end now), then rescue one batch of lapsed jobs."""
         engine = self.engine
         async with acquire(engine.pool) as conn, conn.transaction():
+            if self.worker_lost_after is not None:
+                lost = await worker_queries.mark_lost(conn, silent_for_seconds=self.worker_lost_after)
+                if lost:
+                    log.warning("workers %s stopped heartbeating: their jobs are rescued now", [str(w) for w in lost])
+                    await job_queries.expire_leases_of_workers(conn, lost, now=engine.db_now())
             rescued = await job_queries.rescue_expired(conn, limit=self.batch_size, now=engine.db_now())
             failed = [r.id for r in rescued if r.status is JobStatus.FAILED]
             cancelled = await job_queries.cancel_descendants(conn, failed, now=engine.db_now()) if failed else set()

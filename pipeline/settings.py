@@ -106,7 +106,16 @@ class WorkerSettings(BaseModel):
     poll_interval_seconds: float = Field(1.0, gt=0)
     poll_jitter: float = Field(0.2, ge=0, le=1)
     heartbeat_interval_seconds: float = Field(5.0, gt=0)
+    #: A worker_health_logs row (status, jobs in flight, RSS, CPU) this often.
+    health_log_interval_seconds: float = Field(30.0, gt=0)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
+    #: Modules whose register(registry) adds user handlers, e.g. ["myco.handlers"].
+    handler_modules: list[str] = Field(default_factory=list)
+    #: Autoscaling (`conveyor worker --autoscale MIN:MAX`): add a process when the ready backlog per
+    #: process stays above this for `autoscale_patience` checks; retire one after as many idle checks.
+    autoscale_backlog_per_process: int = Field(50, ge=1)
+    autoscale_interval_seconds: float = Field(5.0, gt=0)
+    autoscale_patience: int = Field(2, ge=1)
 
 
 class RetentionSettings(BaseModel):

@@ -152,10 +152,12 @@ WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
 RETURNING j.id, j.status;
 
 -- name: job_release_many
--- Give jobs back unrun (graceful shutdown): PENDING again, without spending the attempt. $1 ids, $2 attempts.
+-- Give jobs back without spending the attempt: unrun at shutdown, or snoozed by a handler until $3
+-- (NULL = now). $1 ids, $2 attempts, $4 now.
 UPDATE jobs j
 SET status = 'PENDING', attempts = j.attempts - 1, worker_id = NULL, lease_expires_at = NULL,
-    started_at = NULL, cancel_requested = false
+    started_at = NULL, cancel_requested = false,
+    run_at = greatest(coalesce($3::timestamptz, $4::timestamptz, now()), j.run_at)
 FROM unnest($1::uuid[], $2::integer[]) AS u(id, attempt)
 WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
 RETURNING j.id;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import time
 import uuid
@@ -18,7 +19,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from minio import Minio
 
 from conveyor.settings import Settings
+from db.connection import Pool
 from db.settings import PostgresSettings
+from pipeline.dag import JobSpec, SourceObject
+from pipeline.engine import Engine
+from pipeline.handlers import builtin_handlers
+from pipeline.handlers.base import JobContext
 from pipeline.storage import s3_client
 
 
@@ -161,3 +167,30 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], *, within: float,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
         await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def engine(pool: Pool) -> Engine:
+    """An engine on a fresh database, with the real clock."""
+    return Engine(pool, lease_grace_seconds=5)
+
+
+@pytest.fixture(scope="session")
+def scratch_bucket(s3: Minio) -> str:
+    """A bucket without notification rules: handler tests' objects start no pipelines."""
+    name = "conveyor-scratch"
+    if not s3.bucket_exists(name):
+        s3.make_bucket(name)
+    return name
+
+
+async def run_handler(
+    engine: Engine, s3: Minio, job_type: str, bucket: str, key: str, params: dict[str, Any] | None = None
+) -> Any:
+    """Create a job on s3://bucket/key, claim it, and run the built-in handler for ``job_type`` on it."""
+    await engine.create(JobSpec(job_type=job_type, payload={"params": params or {}}), source=SourceObject(bucket, key))
+    (job,) = await engine.claim(uuid.uuid4(), job_types=[job_type])
+    handler = builtin_handlers().get(job_type)
+    assert handler is not None
+    ctx = JobContext(job=job, engine=engine, s3=s3, log=logging.LoggerAdapter(logging.getLogger("test"), {}))
+    return await handler(ctx)

@@ -1,0 +1,90 @@
+"""Real file bytes for handler tests, made here (no fixtures checked in)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import struct
+import tarfile
+import zipfile
+import zlib
+from typing import Any
+
+
+def png(width: int = 2, height: int = 2) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def pdf() -> bytes:
+    return (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+            b"trailer<</Root 1 0 R>>\n%%EOF\n")  # fmt: skip
+
+
+def zip_of(members: dict[str, bytes], *, links: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o120777 << 16  # a symbolic link
+            archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+def zip_bomb(members: int = 10, each: int = 50 << 20) -> bytes:
+    """Small on disk, huge inflated: ``members`` x ``each`` bytes of zeros."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for i in range(members):
+            with archive.open(f"zeros-{i}.bin", "w", force_zip64=True) as member:
+                block = b"\0" * (1 << 20)
+                for _ in range(each >> 20):
+                    member.write(block)
+    return buffer.getvalue()
+
+
+def tar_gz_of(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("link-to-passwd")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(link)
+    return buffer.getvalue()
+
+
+def gzip_of(data: bytes) -> bytes:
+    return gzip.compress(data)
+
+
+class PatternStream(io.RawIOBase):
+    """``size`` deterministic pseudo-random bytes, produced on the fly, hashing what it hands out."""
+
+    def __init__(self, size: int) -> None:
+        self.remaining, self.sha256, self.md5, self._counter = size, hashlib.sha256(), hashlib.md5(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        size = min(len(target), self.remaining, 1 << 20)
+        if size <= 0:
+            return 0
+        block = hashlib.sha512(self._counter.to_bytes(8, "big")).digest() * (size // 64 + 1)
+        data = block[:size]
+        self._counter += 1
+        target[:size] = data
+        self.sha256.update(data)
+        self.md5.update(data)
+        self.remaining -= size
+        return size
