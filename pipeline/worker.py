@@ -27,7 +27,7 @@ from minio import Minio
 from redis.exceptions import RedisError
 
 from db import workers as worker_queries
-from db.connection import acquire
+from db.connection import Connection, acquire
 from db.errors import ConfigurationError, ConveyorError, ServiceUnavailable
 from db.jobs import JobRow
 from db.workers import NewWorker
@@ -114,19 +114,23 @@ class Worker:
                 self._stop(running, "lost")
             elif held[job_id]:
                 self._stop(running, "cancel")
-        completed, failed = self._counts["completed"], self._counts["failed"]
         status = "DRAINING" if self.draining else "ACTIVE"
         async with acquire(self.engine.pool) as conn:
-            await worker_queries.heartbeat(conn, self.id, status=status, completed=completed, failed=failed)
+            await self._report(conn, status)
             if health_sample:
                 await worker_queries.log_health(
                     conn, self.id, status=status, jobs_in_flight=len(self.running),
                     rss_bytes=health.rss_bytes(), cpu_percent=self._cpu.sample(),
                 )  # fmt: skip
-        self._counts["completed"] -= completed
-        self._counts["failed"] -= failed
         await self._liveness(status)
         self.metrics.heartbeat_timestamp.set(time.time())
+
+    async def _report(self, conn: Connection, status: str) -> None:
+        """Heartbeat row: status and the jobs completed and failed since the last report."""
+        completed, failed = self._counts["completed"], self._counts["failed"]
+        await worker_queries.heartbeat(conn, self.id, status=status, completed=completed, failed=failed)
+        self._counts["completed"] -= completed
+        self._counts["failed"] -= failed
 
     async def _liveness(self, status: str) -> None:
         key = f"{self.redis_settings.key_prefix}:worker:{self.id}"
@@ -316,5 +320,6 @@ class Worker:
         await asyncio.wait_for(self.completer.drain(), timeout=60)
         with contextlib.suppress(ConveyorError):
             async with acquire(self.engine.pool) as conn:
+                await self._report(conn, "DRAINING")
                 await worker_queries.stop(conn, self.id)
         log.info("worker %s stopped", self.name)

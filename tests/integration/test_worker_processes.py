@@ -1,0 +1,220 @@
+"""Worker processes as users run them: crashes, graceful stops, Redis outages, several at once, autoscaling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from conveyor.settings import Settings
+from db import workers as worker_queries
+from db.connection import acquire
+from db.jobs import JobFilter, JobRow, JobStatus
+from db.settings import PostgresSettings
+from db.workers import WorkerRow
+from pipeline.autoscale import AutoscaleMetrics, Autoscaler, Bounds
+from pipeline.dag import JobSpec
+from pipeline.engine import Engine
+from pipeline.handlers import builtin_handlers
+from pipeline.handlers.base import HandlerRegistry
+from pipeline.metrics import WorkerMetrics
+from pipeline.settings import EngineSettings, WorkerSettings
+from pipeline.storage import s3_client
+from pipeline.wakeup import WakeupPublisher, redis_client
+from pipeline.worker import Worker
+from tests.integration.conftest import wait_until
+
+FAST = {
+    "CONVEYOR_WORKER__POLL_INTERVAL_SECONDS": "0.5",
+    "CONVEYOR_WORKER__HEARTBEAT_INTERVAL_SECONDS": "0.5",
+    "CONVEYOR_ENGINE__RESCUE_INTERVAL_SECONDS": "0.5",
+    "CONVEYOR_ENGINE__WORKER_LOST_AFTER_SECONDS": "3",
+    "CONVEYOR_WORKER__HANDLER_MODULES": '["tests.support.handlers"]',
+    "CONVEYOR_METRICS__ENABLED": "false",
+}
+
+
+class Workers:
+    """Starts `conveyor worker` processes on the test's database; stops whatever is left at the end."""
+
+    def __init__(self, database: PostgresSettings) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+        self.env.update(FAST, CONVEYOR_POSTGRES__DATABASE=database.database, PYTHONPATH=str(Path.cwd()))
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "conveyor", "worker", "--job-types", "test.noop,test.sleep", *args]
+        process = subprocess.Popen(argv, env={**self.env, **env}, stderr=subprocess.DEVNULL)
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def workers(database: PostgresSettings) -> Iterator[Workers]:
+    running = Workers(database)
+    yield running
+    running.stop_all()
+
+
+def executions(log: Path) -> Counter[tuple[str, str]]:
+    """(job id, event) -> how many times the test handler logged it."""
+    if not log.exists():
+        return Counter()
+    return Counter((line.split()[0], line.split()[3]) for line in log.read_text().splitlines())
+
+
+async def jobs_in(engine: Engine, status: JobStatus, limit: int = 100_000) -> list[JobRow]:
+    return await engine.list_jobs(JobFilter(status=status), limit=limit)
+
+
+async def create(engine: Engine, count: int, job_type: str, **params: Any) -> list[str]:
+    ids = []
+    for start in range(0, count, 5000):
+        specs = [JobSpec(job_type=job_type, payload={"params": params}, timeout_ms=120_000)
+                 for _ in range(min(5000, count - start))]  # fmt: skip
+        ids += [str(i) for i in (await engine.create_dag(specs)).ids.values()]
+    return ids
+
+
+async def test_sigkill_of_a_worker_holding_twenty_jobs(engine: Engine, workers: Workers, tmp_path: Path) -> None:
+    log = tmp_path / "runs.log"
+    ids = await create(engine, 20, "test.sleep", seconds=3, log=str(log))
+    doomed = workers.start("--concurrency", "20")
+    await wait_until(lambda: _count(engine, JobStatus.RUNNING, 20), within=30, what="20 running jobs")
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+
+    workers.start("--concurrency", "20")
+    await wait_until(lambda: _count(engine, JobStatus.COMPLETED, 20), within=60, what="20 completed jobs")
+
+    runs = executions(log)
+    assert all(runs[(job_id, "done")] == 1 for job_id in ids), "each job completes exactly once"
+    assert all(runs[(job_id, "start")] == 2 for job_id in ids), "started by the dead worker, then by the new one"
+    for job in await jobs_in(engine, JobStatus.COMPLETED):
+        assert job.attempts == 2
+        assert [e["kind"] for e in job.errors] == ["worker_lost"]
+
+
+async def test_sigterm_lets_short_jobs_finish_and_hands_long_ones_back(
+    engine: Engine, workers: Workers, tmp_path: Path
+) -> None:
+    log = tmp_path / "runs.log"
+    quick = await create(engine, 5, "test.sleep", seconds=0.3, log=str(log))
+    slow = await create(engine, 5, "test.sleep", seconds=60, log=str(log))
+    worker = workers.start("--concurrency", "10", CONVEYOR_WORKER__SHUTDOWN_GRACE_SECONDS="2")
+    await wait_until(lambda: _count(engine, JobStatus.RUNNING, 10), within=30, what="10 running jobs")
+    worker.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait, 30) == 0
+
+    for job_id in quick:
+        assert (await engine.get(uuid.UUID(job_id))).status is JobStatus.COMPLETED
+    for job_id in slow:
+        job = await engine.get(uuid.UUID(job_id))
+        assert (job.status, job.attempts, job.errors) == (JobStatus.PENDING, 0, []), "back unrun, attempt unspent"
+    (row,) = [w for w in await _workers(engine) if w.status == "STOPPED"]
+    assert row.jobs_completed == 5
+
+
+async def test_four_worker_processes_drain_twenty_thousand_jobs_without_double_execution(
+    engine: Engine, workers: Workers, tmp_path: Path
+) -> None:
+    log = tmp_path / "runs.log"
+    ids = await create(engine, 20_000, "test.noop", log=str(log))
+    for _ in range(4):
+        workers.start("--concurrency", "16")
+    await wait_until(lambda: _count(engine, JobStatus.COMPLETED, 20_000), within=240, what="20,000 completed jobs")
+    runs = executions(log)
+    assert len(runs) == 20_000 and set(runs.values()) == {1}
+    assert {job_id for job_id, _ in runs} == set(ids)
+    per_worker = Counter(str(job.worker_id) for job in await jobs_in(engine, JobStatus.COMPLETED))
+    assert len(per_worker) == 4, "every process took a share"
+
+
+async def test_jobs_complete_while_redis_is_down_and_wakeups_resume_after(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    redis = redis_client(settings.redis)
+    publisher = WakeupPublisher(redis, settings.redis)
+    waking = Engine(engine.pool, wakeup=publisher)
+    registry = registry_with_test_handlers()
+    metrics = WorkerMetrics(CollectorRegistry())
+    worker_settings = WorkerSettings(poll_interval_seconds=0.5, heartbeat_interval_seconds=0.5, concurrency=4)
+    worker = Worker(waking, registry, s3_client(settings.s3), redis, worker_settings, EngineSettings(),
+                    settings.redis, metrics)  # fmt: skip
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.wait_for(worker.listener.connected.wait(), 10)
+        await _stack("down", "redis")
+        try:
+            await create(waking, 5, "test.noop")
+            await wait_until(lambda: _count(waking, JobStatus.COMPLETED, 5), within=15, what="jobs done by polling")
+        finally:
+            await _stack("up", "redis")
+        await asyncio.wait_for(worker.listener.connected.wait(), 15)
+        woken = metrics.claims.labels("wakeup")._value.get()
+        await create(waking, 1, "test.noop")
+        await wait_until(
+            lambda: _count(waking, JobStatus.COMPLETED, 6), within=10, what="the job after Redis came back"
+        )
+        assert metrics.claims.labels("wakeup")._value.get() > woken, "a wake-up, not the poll, claimed it"
+    finally:
+        stop.set()
+        await running
+        await publisher.close()
+        await redis.aclose()
+
+
+async def test_autoscale_grows_under_a_backlog_and_shrinks_when_idle(
+    engine: Engine, workers: Workers, tmp_path: Path
+) -> None:
+    await create(engine, 300, "test.sleep", seconds=0.1)
+    settings = WorkerSettings(job_types=["test.sleep"], concurrency=4, autoscale_backlog_per_process=10,
+                              autoscale_patience=1)  # fmt: skip
+    scaler = Autoscaler(engine, settings, Bounds(1, 3), lambda: workers.start("--concurrency", "4"),
+                        AutoscaleMetrics(CollectorRegistry()), ["test.sleep"])  # fmt: skip
+    try:
+        grown = [await scaler.run_once() for _ in range(4)]
+        assert grown == [1, 1, 1, 0] and len(scaler.processes) == 3, "up to MAX, never past it"
+        await wait_until(lambda: _count(engine, JobStatus.COMPLETED, 300), within=120, what="the backlog drained")
+        shrunk = [await scaler.run_once() for _ in range(4)]
+        assert shrunk == [-1, -1, 0, 0] and len(scaler.processes) == 1, "down to MIN, never below it"
+    finally:
+        await scaler.stop_all()
+
+
+def registry_with_test_handlers() -> HandlerRegistry:
+    """Built-in handlers plus the test handlers, as a worker with handler_modules loads them."""
+    registry = builtin_handlers()
+    registry.load_module("tests.support.handlers")
+    return registry
+
+
+async def _count(engine: Engine, status: JobStatus, at_least: int) -> bool:
+    return len(await jobs_in(engine, status)) >= at_least
+
+
+async def _workers(engine: Engine) -> list[WorkerRow]:
+    async with acquire(engine.pool) as conn:
+        return await worker_queries.list_workers(conn, include_stopped=True)
+
+
+async def _stack(*args: str) -> None:
+    argv = [sys.executable, "-m", "conveyor", "stack", *args]
+    await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True)

@@ -1,0 +1,68 @@
+"""The handler registry, user handler modules, and worker configuration checks (no services needed)."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from db.errors import ConfigurationError
+from pipeline.autoscale import Bounds, Pressure, decide
+from pipeline.handlers import builtin_handlers
+from pipeline.metrics import WorkerMetrics
+from pipeline.settings import EngineSettings, RedisSettings, WorkerSettings
+from pipeline.worker import Worker
+from tests.support import handlers as test_handlers
+
+BUILTIN = {"checksum", "inspect", "csv.profile", "jsonl.validate", "archive.extract", "object.copy", "object.move"}
+
+
+def test_builtins_are_registered() -> None:
+    assert set(builtin_handlers()) == BUILTIN
+
+
+def test_user_modules_add_handlers_through_register() -> None:
+    registry = builtin_handlers()
+    registry.load_module("tests.support.handlers")
+    assert set(registry) - BUILTIN == {"test.noop", "test.sleep"}
+    assert registry.get("test.noop") is test_handlers.noop
+
+
+def test_a_missing_module_or_register_function_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="cannot be imported"):
+        builtin_handlers().load_module("no.such.module")
+    with pytest.raises(ConfigurationError, match="no register"):
+        builtin_handlers().load_module("tests.events")
+
+
+def test_a_job_type_cannot_be_registered_twice() -> None:
+    registry = builtin_handlers()
+    with pytest.raises(ConfigurationError, match="already registered"):
+        registry.register("checksum", test_handlers.noop)
+
+
+def test_a_worker_refuses_job_types_it_has_no_handler_for() -> None:
+    with pytest.raises(ConfigurationError, match="no handler for job type"):
+        Worker(
+            None, builtin_handlers(), None, None, WorkerSettings(job_types=["nope"]), EngineSettings(),  # type: ignore[arg-type]
+            RedisSettings(), WorkerMetrics(CollectorRegistry()),
+        )  # fmt: skip
+
+
+def test_autoscale_bounds_are_validated() -> None:
+    assert Bounds.parse("2:5") == Bounds(2, 5)
+    for bad in ("5:2", "0:3", "x", "3"):
+        with pytest.raises(ValueError, match="MIN:MAX"):
+            Bounds.parse(bad)
+
+
+def test_autoscale_decisions_need_patience_and_respect_bounds() -> None:
+    bounds, pressure = Bounds(1, 2), Pressure()
+    assert decide(0, 0, pressure, bounds, per_process=10, patience=2) == 1, "below MIN: start one at once"
+    assert decide(50, 1, pressure, bounds, per_process=10, patience=2) == 0, "one busy check is not enough"
+    assert decide(50, 1, pressure, bounds, per_process=10, patience=2) == 1
+    assert decide(500, 2, pressure, bounds, per_process=10, patience=2) == 0
+    assert decide(500, 2, pressure, bounds, per_process=10, patience=2) == 0, "never past MAX"
+    assert decide(0, 2, pressure, bounds, per_process=10, patience=2) == 0
+    assert decide(0, 2, pressure, bounds, per_process=10, patience=2) == -1
+    assert decide(0, 1, pressure, bounds, per_process=10, patience=2) == 0
+    assert decide(0, 1, pressure, bounds, per_process=10, patience=2) == 0, "never below MIN"
