@@ -10,6 +10,7 @@ from bench import engine as engine_bench
 from bench import ingest as ingest_bench
 from bench import peer_queues as peers
 from bench import report
+from bench import worker as worker_bench
 from conveyor import settings as settings_module
 from db import admin, connection
 
@@ -53,6 +54,7 @@ async def engine_section(settings: settings_module.Settings) -> report.Section:
         [[p.peer, p.variant, f"{p.jobs:,}", f"{p.rate:,.0f}"] for p in peer_figures],
     )
     best_conveyor = max((f for f in drains if f.name == "conveyor"), key=lambda f: f.rate)
+    section.figures["best_drain"] = best_conveyor.rate
     section.text(
         f"Best conveyor drain: {best_conveyor.rate:,.0f} jobs/s ({best_conveyor.claimers} claimers, batch "
         f"{best_conveyor.batch}) = {best_conveyor.rate / best_peer.rate:.1f}x the best peer variant "
@@ -82,6 +84,26 @@ async def ingest_section(settings: settings_module.Settings) -> report.Section:
     return section
 
 
+async def worker_section(settings: settings_module.Settings, engine_best: float | None) -> report.Section:
+    figures = await worker_bench.run(settings)
+    section = report.Section("Workers: a 2 GiB checksum, and no-op jobs through real processes",
+                             "make bench (bench/worker.py)")  # fmt: skip
+    mb = 1 << 20
+    section.table(
+        ["what", "figure"],
+        [["checksum (SHA-256 + MD5) of a 2 GiB object, worker process", f"{figures.checksum_rate / mb:,.0f} MiB/s"],
+         ["`curl` from MinIO piped to `sha256sum`, same object", f"{figures.sha256sum_rate / mb:,.0f} MiB/s"],
+         ["worker / sha256sum", f"{figures.checksum_rate / figures.sha256sum_rate:.2f}x"],
+         ["peak RSS of that worker process", f"{figures.peak_rss_bytes / mb:,.0f} MiB"]],
+    )  # fmt: skip
+    rows = []
+    for processes, rate in figures.noop_rates.items():
+        ratio = f"{rate / engine_best:.0%}" if engine_best else "n/a"
+        rows.append([str(processes), "16", f"{rate:,.0f}", ratio])
+    section.table(["worker processes", "concurrency each", "no-op jobs/s", "of the engine's best drain"], rows)
+    return section
+
+
 async def _peer_database(settings: settings_module.Settings) -> str:
     conn = await connection.connect(settings.postgres)
     try:
@@ -95,10 +117,15 @@ async def _peer_database(settings: settings_module.Settings) -> str:
 async def main(selected: list[str]) -> None:
     settings = settings_module.load()
     sections = []
+    engine_best: float | None = None
     if not selected or "engine" in selected:
-        sections.append(await engine_section(settings))
+        section = await engine_section(settings)
+        engine_best = section.figures.get("best_drain")
+        sections.append(section)
     if not selected or "ingest" in selected:
         sections.append(await ingest_section(settings))
+    if not selected or "worker" in selected:
+        sections.append(await worker_section(settings, engine_best))
     for section in sections:
         print(section.render())
     if not selected:

@@ -27,3 +27,7 @@ TRUNCATE jobs CASCADE;
 -- name: bench_durability
 SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit,
        current_setting('server_version') AS server_version;
+
+-- name: bench_completed
+-- How many jobs are COMPLETED (benchmarks poll this on their own small database).
+SELECT count(*) FROM jobs WHERE status = 'COMPLETED';

@@ -18,6 +18,8 @@ class Section:
     title: str
     command: str
     body: list[str] = field(default_factory=list)
+    #: Figures other sections compare against (e.g. the engine's best drain rate).
+    figures: dict[str, float] = field(default_factory=dict)
 
     def table(self, header: list[str], rows: list[list[str]]) -> None:
         self.body += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -105,6 +105,8 @@ class WorkerSettings(BaseModel):
     #: Fallback poll when no wake-up arrives; jittered by ±`poll_jitter` so workers don't synchronise.
     poll_interval_seconds: float = Field(1.0, gt=0)
     poll_jitter: float = Field(0.2, ge=0, le=1)
+    #: When full, wait this long after a slot frees before claiming, so one claim fills several slots.
+    claim_cooldown_seconds: float = Field(0.005, ge=0, le=1)
     heartbeat_interval_seconds: float = Field(5.0, gt=0)
     #: A worker_health_logs row (status, jobs in flight, RSS, CPU) this often.
     health_log_interval_seconds: float = Field(30.0, gt=0)

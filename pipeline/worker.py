@@ -191,7 +191,8 @@ class Worker:
         handler = self.handlers.get(job.job_type)
         assert handler is not None  # only types with handlers are claimed
         try:
-            result = await asyncio.wait_for(handler(ctx), timeout=job.timeout_ms / 1000)
+            async with asyncio.timeout(job.timeout_ms / 1000):
+                result = await handler(ctx)
         except TimeoutError:
             ctx.cancelled.set()
             return await self._fail(Failure(job, f"timed out after {job.timeout_ms / 1000:g}s", kind="timeout"))
@@ -275,6 +276,9 @@ class Worker:
                 trigger = "backlog"  # a full claim suggests more are ready right now
                 continue
             trigger = await self._wait_for_work(stop)
+            if trigger == "slot" and self.free_slots < self.settings.concurrency // 2:
+                # Let a few more slots free up, so one claim fills several instead of one each.
+                await asyncio.sleep(self.settings.claim_cooldown_seconds)
 
     async def _wait_for_work(self, stop: asyncio.Event) -> str:
         """Wait for a wake-up, a freed slot (when full), the jittered poll, or stop; return which."""

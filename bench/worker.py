@@ -1,0 +1,162 @@
+"""bench/worker: a real worker process checksumming a 2 GiB object (RSS and throughput, beside
+``curl | sha256sum`` of the same bytes from MinIO), and no-op jobs/s through 1 and 4 worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from conveyor.settings import Settings
+from db import admin, connection, migrate
+from db.connection import acquire
+from db.jobs import JobStatus
+from db.sql import parse
+from pipeline.dag import JobSpec, SourceObject
+from pipeline.engine import Engine
+from pipeline.health import rss_bytes
+from pipeline.storage import s3_client
+
+SQL = parse((Path(__file__).parent / "bare.sql").read_text(), origin="bench/bare.sql")
+
+BENCH_DB = "conveyor_bench_worker"
+BIG = 2 << 30
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class WorkerFigures:
+    checksum_seconds: float
+    peak_rss_bytes: int
+    sha256sum_seconds: float
+    noop_rates: dict[int, float]
+
+    @property
+    def checksum_rate(self) -> float:
+        return BIG / self.checksum_seconds
+
+    @property
+    def sha256sum_rate(self) -> float:
+        return BIG / self.sha256sum_seconds
+
+
+class Pattern(io.RawIOBase):
+    """``size`` bytes made on the fly (not all zeros: MinIO would not compress, but be fair anyway)."""
+
+    def __init__(self, size: int) -> None:
+        self.remaining = size
+        self.block = os.urandom(1 << 20)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: memoryview) -> int:  # type: ignore[override]
+        size = min(len(target), self.remaining, len(self.block))
+        target[:size] = self.block[:size]
+        self.remaining -= size
+        return size
+
+
+async def fresh(settings: Settings) -> Settings:
+    conn = await connection.connect(settings.postgres)
+    try:
+        await admin.drop_database(conn, BENCH_DB)
+        await admin.create_database(conn, BENCH_DB, template="template0")
+    finally:
+        await conn.close()
+    scoped = settings.model_copy(update={"postgres": settings.postgres.model_copy(update={"database": BENCH_DB})})
+    conn = await connection.connect(scoped.postgres)
+    try:
+        await migrate.migrate(conn)
+    finally:
+        await conn.close()
+    return scoped
+
+
+def start_workers(settings: Settings, count: int, job_types: str, concurrency: int) -> list[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env.update(
+        CONVEYOR_POSTGRES__DATABASE=settings.postgres.database, CONVEYOR_METRICS__PORT="0",
+        CONVEYOR_WORKER__HANDLER_MODULES='["bench.noop_handlers"]', PYTHONPATH=str(ROOT),
+    )  # fmt: skip
+    argv = [sys.executable, "-m", "conveyor", "worker", "--job-types", job_types, "--concurrency", str(concurrency)]
+    return [subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) for _ in range(count)]
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(60)
+
+
+async def completed(engine: Engine) -> int:
+    async with acquire(engine.pool) as conn:
+        count: int = await conn.fetchval(SQL["bench_completed"])
+    return count
+
+
+async def checksum_big(settings: Settings, engine: Engine) -> tuple[float, int, float]:
+    """(job seconds, peak RSS of the worker process, curl | sha256sum seconds) for a 2 GiB object."""
+    s3, bucket, key = s3_client(settings.s3), "conveyor-bench", f"big/{uuid.uuid4().hex}.bin"
+    if not s3.bucket_exists(bucket):
+        s3.make_bucket(bucket)
+    await asyncio.to_thread(s3.put_object, bucket, key, io.BufferedReader(Pattern(BIG)), -1, part_size=64 << 20)
+    try:
+        (worker,) = start_workers(settings, 1, "checksum", 1)
+        peak = 0
+        try:
+            job_id = await engine.create(
+                JobSpec(job_type="checksum", timeout_ms=600_000), source=SourceObject(bucket, key)
+            )
+            while (job := await engine.get(job_id)).status is not JobStatus.COMPLETED:
+                if job.status is JobStatus.FAILED:
+                    raise RuntimeError(f"checksum failed: {job.errors}")
+                peak = max(peak, rss_bytes(worker.pid))
+                await asyncio.sleep(0.05)
+        finally:
+            stop([worker])
+        assert job.started_at is not None and job.finished_at is not None
+        url = s3.presigned_get_object(bucket, key, expires=timedelta(hours=1))
+        started = time.perf_counter()
+        await asyncio.to_thread(subprocess.run, f"curl -sf '{url}' | sha256sum", shell=True, check=True,
+                                capture_output=True)  # fmt: skip
+        return (job.finished_at - job.started_at).total_seconds(), peak, time.perf_counter() - started
+    finally:
+        s3.remove_object(bucket, key)
+
+
+async def noop_rate(settings: Settings, engine: Engine, processes: int, jobs: int = 20_000) -> float:
+    """No-op jobs/s through ``processes`` real worker processes, timed from the jobs' run_at."""
+    done_before = await completed(engine)
+    run_at = datetime.now(UTC) + timedelta(seconds=4)
+    for start in range(0, jobs, 5000):
+        await engine.create_dag([JobSpec(job_type="bench.noop", run_at=run_at) for _ in range(min(5000, jobs - start))])
+    workers = start_workers(settings, processes, "bench.noop", 16)
+    try:
+        while await completed(engine) < done_before + jobs:  # noqa: ASYNC110 - polling the database
+            await asyncio.sleep(0.05)
+        seconds = (datetime.now(UTC) - run_at).total_seconds()
+    finally:
+        stop(workers)
+    return jobs / seconds
+
+
+async def run(settings: Settings) -> WorkerFigures:
+    scoped = await fresh(settings)
+    pool = await connection.create_pool(scoped.postgres)
+    try:
+        engine = Engine(pool)
+        checksum_seconds, peak, sha256sum_seconds = await checksum_big(scoped, engine)
+        rates = {n: await noop_rate(scoped, engine, n) for n in (1, 4)}
+    finally:
+        await pool.close()
+    return WorkerFigures(checksum_seconds, peak, sha256sum_seconds, rates)
