@@ -136,3 +136,9 @@ async def job_counts(conn: Connection) -> list[EventJobs]:
     with translate_errors():
         rows = await conn.fetch(QUERIES["object_event_job_counts"])
     return [EventJobs(r["id"], r["bucket"], r["object_key"], r["sequencer"], r["event_name"], r["jobs"]) for r in rows]
+
+
+async def open_dead_letters(conn: Connection) -> int:
+    with translate_errors():
+        count: int = await conn.fetchval(QUERIES["dead_letter_open_count"])
+    return count

@@ -363,3 +363,18 @@ async def get_snapshot(conn: Connection, job_id: uuid.UUID) -> Any:
     with translate_errors():
         row = await conn.fetchrow(QUERIES["snapshot_get"], job_id)
     return None if row is None else row["state"]
+
+
+async def extend_leases_of_worker(
+    conn: Connection, worker_id: uuid.UUID, *, lease_grace_seconds: float, now: datetime | None = None
+) -> dict[uuid.UUID, bool]:
+    """Extend every lease ``worker_id`` holds; {job id: stop requested}."""
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["job_extend_leases_of_worker"], worker_id, lease_grace_seconds, now)
+    return {r["id"]: r["cancel_requested"] for r in rows}
+
+
+async def running_past_lease(conn: Connection) -> int:
+    with translate_errors():
+        count: int = await conn.fetchval(QUERIES["job_running_past_lease"])
+    return count

@@ -127,3 +127,11 @@ async def prune(conn: Connection, *, before: datetime, limit: int) -> int:
     with translate_errors():
         status = await conn.execute(QUERIES["worker_prune"], before, limit)
     return int(status.split()[-1])
+
+
+async def liveness(conn: Connection) -> tuple[int, float]:
+    """(live workers, age in seconds of the stalest heartbeat among them)."""
+    with translate_errors():
+        row = await conn.fetchrow(QUERIES["worker_liveness"])
+    assert row is not None
+    return int(row["alive"]), float(row["oldest_heartbeat_seconds"])

@@ -30,7 +30,7 @@ from aiokafka.structs import ConsumerRecord
 
 from db import events as event_queries
 from db.connection import acquire
-from db.errors import ServiceUnavailable
+from db.errors import DatabaseError, ServiceUnavailable
 from db.events import NewDeadLetter
 from ingest import deadletters
 from ingest.errors import BadEvent
@@ -53,6 +53,8 @@ class Sorted:
     """A batch split into what becomes jobs, what is skipped and what is dead-lettered."""
 
     routed: list[Positioned] = field(default_factory=list)
+    #: The Kafka record each routed event came from (parallel to ``routed``), for dead-lettering it later.
+    records: list[ConsumerRecord] = field(default_factory=list)
     dead: list[NewDeadLetter] = field(default_factory=list)
     events: int = 0
 
@@ -172,6 +174,7 @@ class Ingestor:
             else:
                 result.events += len(routed)
                 result.routed += [Positioned(r, record.partition, record.offset) for r in routed]
+                result.records += [record] * len(routed)
         return result
 
     def _route(self, record: ConsumerRecord) -> list[RoutedEvent]:
@@ -192,10 +195,11 @@ class Ingestor:
         attempt = 0
         while True:
             try:
-                async with acquire(self.engine.pool) as conn, conn.transaction():
-                    stored = await store_events(conn, self.engine, batch.routed, topic=self.kafka.events_topic)
-                    if batch.dead:
-                        await event_queries.insert_dead_letters(conn, batch.dead)
+                try:
+                    stored = await self._store(batch.routed, batch.dead)
+                except DatabaseError as exc:
+                    log.warning("PostgreSQL refused a batch (%s); storing its events one by one", exc)
+                    stored = await self._store_one_by_one(batch)
             except ServiceUnavailable as exc:
                 attempt += 1
                 self.metrics.database_retries.inc()
@@ -206,6 +210,30 @@ class Ingestor:
                 await asyncio.sleep(delay)
             else:
                 return stored
+
+    async def _store(self, routed: list[Positioned], dead: list[NewDeadLetter]) -> StoreResult:
+        async with acquire(self.engine.pool) as conn, conn.transaction():
+            stored = await store_events(conn, self.engine, routed, topic=self.kafka.events_topic)
+            if dead:
+                await event_queries.insert_dead_letters(conn, dead)
+        return stored
+
+    async def _store_one_by_one(self, batch: Sorted) -> StoreResult:
+        """Isolate what PostgreSQL refuses: each event in its own transaction; a refused one is dead-lettered."""
+        total = StoreResult()
+        for item, record in zip(batch.routed, batch.records, strict=True):
+            try:
+                stored = await self._store([item], [])
+            except DatabaseError as exc:
+                batch.dead.append(_dead_letter(record, BadEvent("database_rejected", str(exc))))
+                continue
+            total.new_events += stored.new_events
+            total.duplicates += stored.duplicates
+            total.ready_types += stored.ready_types
+            for pipeline, count in stored.jobs_by_pipeline.items():
+                total.jobs_by_pipeline[pipeline] = total.jobs_by_pipeline.get(pipeline, 0) + count
+        await self._store([], batch.dead)
+        return total
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:

@@ -13,18 +13,22 @@ Two shapes arrive:
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Literal
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from db.values import unstorable
 from ingest.errors import BadEvent
 
 KeyEncoding = Literal["auto", "url", "raw"]
 #: versitygw marks its records with this configuration id (and sends keys raw).
 VERSITYGW_CONFIGURATION_ID = "webhook-global"
 TEST_EVENT = "s3:TestEvent"
+# A NUL or a UTF-16 surrogate, escaped: what PostgreSQL may refuse to store.
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
 
 
 class _Model(BaseModel):
@@ -105,7 +109,12 @@ def parse_message(value: bytes, *, max_bytes: int, plain_key_encoding: KeyEncodi
         envelope = _Envelope.model_validate_json(value)
     except ValidationError as exc:
         return _not_an_upload(value, exc)
-    return [_event(envelope, record, plain_key_encoding) for record in envelope.records]
+    events = [_event(envelope, record, plain_key_encoding) for record in envelope.records]
+    if _MAYBE_UNSTORABLE.search(value):  # cheap pre-filter: JSON can only carry these as \u escapes
+        for event in events:
+            if (where := unstorable(event.model_dump())) is not None:
+                raise BadEvent("schema", f"{where} holds a NUL character or an unpaired surrogate")
+    return events
 
 
 def _not_an_upload(value: bytes, exc: ValidationError) -> list[UploadEvent]:

@@ -202,6 +202,13 @@ class Engine:
                 conn, held, lease_grace_seconds=self.lease_grace_seconds, now=self.db_now()
             )
 
+    async def heartbeat_worker(self, worker_id: uuid.UUID) -> dict[uuid.UUID, bool]:
+        """Extend every lease an (HTTP) worker holds; {job id: stop requested}."""
+        async with acquire(self.pool) as conn:
+            return await job_queries.extend_leases_of_worker(
+                conn, worker_id, lease_grace_seconds=self.lease_grace_seconds, now=self.db_now()
+            )
+
     async def complete(self, job: JobRow, result: Any) -> bool:
         """Complete a held job; False (logged) if it is no longer held at that attempt."""
         return job.id in await self.complete_many([(job, result)])

@@ -152,6 +152,10 @@ class ApiSettings(BaseModel):
     tokens: list[SecretStr] = Field(default_factory=lambda: [SecretStr("dev-token")])
     read_only_tokens: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    #: /health and /metrics answer without a token unless this is set.
+    protect_health_and_metrics: bool = False
+    #: How often the API refreshes the queue-depth, worker and dead-letter gauges it exports.
+    cluster_metrics_interval_seconds: float = Field(5.0, gt=0)
 
 
 class MetricsSettings(BaseModel):

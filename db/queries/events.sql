@@ -54,3 +54,7 @@ SELECT e.id, e.bucket, e.object_key, e.sequencer, e.event_name, count(j.id) AS j
 FROM object_events e LEFT JOIN jobs j ON j.object_event_id = e.id
 GROUP BY e.id
 ORDER BY e.id;
+
+-- name: dead_letter_open_count
+-- Dead letters not replayed yet, from the small partial index.
+SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL;

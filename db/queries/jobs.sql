@@ -326,3 +326,15 @@ RETURNING job_id;
 -- name: snapshot_get
 -- The latest checkpoint of job $1, if any.
 SELECT attempt, state, updated_at FROM state_snapshots WHERE job_id = $1;
+
+-- name: job_extend_leases_of_worker
+-- An HTTP worker's heartbeat: extend the leases of every job worker $1 holds. $2 grace seconds, $3 now.
+-- Returns those jobs, with whether each was asked to stop.
+UPDATE jobs
+SET lease_expires_at = coalesce($3::timestamptz, now()) + make_interval(secs => timeout_ms / 1000.0 + $2::float8)
+WHERE worker_id = $1 AND status = 'RUNNING'
+RETURNING id, cancel_requested;
+
+-- name: job_running_past_lease
+-- RUNNING jobs whose lease lapsed: the rescuer should take them within seconds (from jobs_running_lease).
+SELECT count(*) FROM jobs WHERE status = 'RUNNING' AND lease_expires_at < now();

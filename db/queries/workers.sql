@@ -57,3 +57,10 @@ WHERE id IN (SELECT id FROM worker_health_logs WHERE recorded_at < $1 LIMIT $2);
 -- Delete up to $2 workers that stopped (or were lost) before $1.
 DELETE FROM workers
 WHERE id IN (SELECT id FROM workers WHERE status IN ('STOPPED', 'LOST') AND stopped_at < $1 LIMIT $2);
+
+-- name: worker_liveness
+-- Live workers (ACTIVE or DRAINING) and the age in seconds of the stalest heartbeat among them.
+SELECT count(*) AS alive,
+       coalesce(extract(epoch FROM now() - min(last_heartbeat_at)), 0)::float8 AS oldest_heartbeat_seconds
+FROM workers
+WHERE status IN ('ACTIVE', 'DRAINING');

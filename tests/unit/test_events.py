@@ -87,3 +87,11 @@ def test_oversized_messages_are_refused_unread() -> None:
     with pytest.raises(BadEvent) as error:
         parse_message(b"x" * 2000, max_bytes=1024)
     assert error.value.reason == "too_large"
+
+
+@pytest.mark.parametrize("poison", ["nul\u0000byte", "lone\udc00surrogate"])
+def test_text_postgres_cannot_store_is_refused_as_a_schema_error(poison: str) -> None:
+    message = minio_message("b", "k", metadata={"X-Amz-Meta-Note": poison})
+    with pytest.raises(BadEvent) as error:
+        parse_message(message, max_bytes=LIMIT)
+    assert error.value.reason == "schema", "dead-lettered, never a batch PostgreSQL refuses"
