@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from conveyor import settings as settings_module
-from conveyor.commands import admin, api, ingest, run, stack, worker
+from conveyor.commands import admin, api, ingest, jobs, run, stack, worker
 from db.errors import ConfigurationError, ConveyorError
 
-COMMAND_GROUPS = (admin, stack, ingest, worker, api, run)
+COMMAND_GROUPS = (admin, stack, ingest, worker, api, jobs, run)
 
 
 def build_parser() -> argparse.ArgumentParser:

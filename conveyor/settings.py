@@ -62,6 +62,7 @@ class StackSettings(BaseModel):
     kafka_heap: str = "768m"
     minio_version: str = MINIO_VERSION
     minio_console_port: int = Field(19001, ge=1, le=65535)
+    prometheus_port: int = Field(19090, ge=1, le=65535)
     versitygw_version: str = VERSITYGW_VERSION
     #: PostgreSQL durability: off for tests (far faster), on for benchmarks that claim durability.
     postgres_fast_unsafe: bool = True

@@ -41,6 +41,11 @@ class WorkerMetrics:
             "conveyor_job_run_seconds", "Handler run time per attempt.", ["job_type", "outcome"],
             buckets=DURATION_BUCKETS, registry=registry,
         )  # fmt: skip
+        self.upload_to_result_seconds = Histogram(
+            "conveyor_upload_to_result_seconds",
+            "From a pipeline job's creation by the ingestor (milliseconds after the upload) to its result.",
+            ["job_type"], buckets=DURATION_BUCKETS, registry=registry,
+        )  # fmt: skip
         self.slots = Gauge("conveyor_worker_slots", "Jobs this process may run at once.", registry=registry)
         self.slots_busy = Gauge("conveyor_worker_slots_busy", "Jobs running in this process now.", registry=registry)
         self.heartbeat_timestamp = Gauge(

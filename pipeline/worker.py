@@ -231,8 +231,12 @@ class Worker:
         return reason or "cancelled"
 
     def _completed(self, jobs: list[JobRow]) -> None:
+        now = datetime.now(UTC)
         for job in jobs:
             self.metrics.jobs_completed.labels(job.job_type).inc()
+            if job.object_event_id is not None:
+                age = (now - job.created_at).total_seconds()
+                self.metrics.upload_to_result_seconds.labels(job.job_type).observe(max(0.0, age))
         self._counts["completed"] += len(jobs)
 
     # -- the process ---------------------------------------------------------------------------------------

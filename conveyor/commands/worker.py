@@ -31,6 +31,10 @@ def register(commands: Any) -> None:
     worker.add_argument("--job-types", help="comma-separated job types to run (default: every registered handler)")
     worker.add_argument("--autoscale", metavar="MIN:MAX", help="supervise MIN..MAX worker processes by backlog")
     worker.add_argument("--name", help="worker name (default: host-pid)")
+    worker.add_argument(
+        "--metrics-port-base", type=int, default=0,
+        help="with --autoscale: worker process i serves /metrics on BASE+i (0: any free port)",
+    )  # fmt: skip
     worker.set_defaults(handler=_worker)
 
 
@@ -84,9 +88,16 @@ async def run_autoscaler(settings: Settings, bounds: Bounds, args: argparse.Name
     if settings.worker.job_types:
         argv += ["--job-types", ",".join(settings.worker.job_types)]
 
+    spawned = 0
+
     def spawn() -> subprocess.Popen[bytes]:
-        # Children serve metrics on a free port each (0), and inherit everything else from our environment.
-        return subprocess.Popen([*argv], env=_child_env())
+        # Children inherit our environment; each serves /metrics on its own port (a free one, or BASE+i).
+        nonlocal spawned
+        port = args.metrics_port_base + spawned % bounds.maximum if args.metrics_port_base else 0
+        spawned += 1
+        # A session of its own, so only the autoscaler's single SIGTERM stops it (gracefully).
+        env = {**os.environ, "CONVEYOR_METRICS__PORT": str(port)}
+        return subprocess.Popen([*argv], env=env, start_new_session=True)
 
     async with runtime.open_engine(settings) as engine:
         scaler = Autoscaler(
@@ -94,7 +105,3 @@ async def run_autoscaler(settings: Settings, bounds: Bounds, args: argparse.Name
         )
         log.info("autoscaling %d..%d worker processes", bounds.minimum, bounds.maximum)
         await scaler.run(stop)
-
-
-def _child_env() -> dict[str, str]:
-    return {**os.environ, "CONVEYOR_METRICS__PORT": "0"}

@@ -17,6 +17,7 @@ from conveyor.stack.kafka import Kafka
 from conveyor.stack.minio import MinIO
 from conveyor.stack.postgres import Postgres
 from conveyor.stack.process import OwnedProcess
+from conveyor.stack.prometheus import Prometheus
 from conveyor.stack.redis import Redis
 from conveyor.stack.service import Service
 from conveyor.stack.versitygw import VersityGW
@@ -46,12 +47,12 @@ class ServiceStatus:
 
 
 class Stack:
-    """The configured services, in start order (the S3 server last: versitygw needs Kafka's topic)."""
+    """The configured services, in start order (the S3 server after Kafka: versitygw needs its topic)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         s3_server: type[Service] = MinIO if settings.stack.s3_server == "minio" else VersityGW
-        self.services: list[Service] = [cls(settings) for cls in (Postgres, Redis, Kafka, s3_server)]
+        self.services: list[Service] = [cls(settings) for cls in (Postgres, Redis, Kafka, s3_server, Prometheus)]
 
     def select(self, names: Iterable[str] = ()) -> list[Service]:
         """The services named (all when none), in start order; unknown names are a configuration error."""

@@ -49,6 +49,8 @@ class MinIO(Service):
             "MINIO_ROOT_PASSWORD": s3.secret_key.get_secret_value(),
             "MINIO_BROWSER": "off",
             "MINIO_UPDATE": "off",
+            # Prometheus scrapes MinIO's notification metrics (events skipped, queue length) without a token.
+            "MINIO_PROMETHEUS_AUTH_TYPE": "public",
             "MINIO_API_SYNC_EVENTS": "on",
             f"MINIO_NOTIFY_KAFKA_ENABLE_{TARGET_ID}": "on",
             f"MINIO_NOTIFY_KAFKA_BROKERS_{TARGET_ID}": kafka.bootstrap_servers,

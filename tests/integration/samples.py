@@ -5,37 +5,18 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import struct
 import tarfile
 import zipfile
-import zlib
 from typing import Any
 
+from conveyor.samples import png, zip_of
 
-def png(width: int = 2, height: int = 2) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+__all__ = ["PatternStream", "gzip_of", "pdf", "png", "tar_gz_of", "zip_bomb", "zip_of"]
 
 
 def pdf() -> bytes:
     return (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
             b"trailer<</Root 1 0 R>>\n%%EOF\n")  # fmt: skip
-
-
-def zip_of(members: dict[str, bytes], *, links: dict[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-        for name, target in (links or {}).items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = 0o120777 << 16  # a symbolic link
-            archive.writestr(info, target)
-    return buffer.getvalue()
 
 
 def zip_bomb(members: int = 10, each: int = 50 << 20) -> bytes:

@@ -34,6 +34,7 @@ SECOND_STACK = {
     "CONVEYOR_S3__ENDPOINT": "http://127.0.0.1:19200",
     "CONVEYOR_STACK__S3_SERVER": "versitygw",
     "CONVEYOR_STACK__KAFKA_HEAP": "384m",
+    "CONVEYOR_STACK__PROMETHEUS_PORT": "19390",
 }
 
 
@@ -99,10 +100,10 @@ def _our_pids(state_dir: str) -> list[int]:
 
 def test_up_twice_is_a_no_op_and_status_is_truthful(cli: Cli) -> None:
     first = cli("stack", "up")
-    assert "started postgres, redis, kafka, versitygw" in first.stderr
+    assert "started postgres, redis, kafka, versitygw, prometheus" in first.stderr
     statuses = _status(cli)
     assert {name: s["state"] for name, s in statuses.items()} == dict.fromkeys(
-        ["postgres", "redis", "kafka", "versitygw"], "running"
+        ["postgres", "redis", "kafka", "versitygw", "prometheus"], "running"
     )
 
     second = cli("stack", "up")
