@@ -104,6 +104,7 @@ class Ingestor:
         metrics: IngestMetrics,
     ) -> None:
         self.engine, self.rules, self.settings, self.kafka, self.metrics = engine, rules, settings, kafka, metrics
+        metrics.prime([pipeline.name for pipeline in rules.pipeline])
         self._batch_lock = asyncio.Lock()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers,

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+#: Every reason a message can be dead-lettered for (ingest.errors.BadEvent.reason).
+DEAD_LETTER_REASONS = (
+    "too_large", "not_json", "schema", "undecodable_key", "unrouted", "lineage_depth_exceeded", "database_rejected",
+)  # fmt: skip
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -63,3 +67,10 @@ class IngestMetrics:
             "Batches retried because PostgreSQL was unavailable (offsets held back meanwhile).",
             registry=registry,
         )
+
+    def prime(self, pipelines: list[str]) -> None:
+        """Create every known label combination at zero, so dashboards and alerts see series from the start."""
+        for pipeline in pipelines:
+            self.jobs_created.labels(pipeline)
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_lettered.labels(reason)

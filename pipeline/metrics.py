@@ -56,3 +56,15 @@ class WorkerMetrics:
             "conveyor_worker_claims_total", "Claim statements run, by what woke the claim loop.", ["trigger"],
             registry=registry,
         )  # fmt: skip
+
+    def prime(self, job_types: list[str]) -> None:
+        """Create every known label combination at zero, so dashboards and alerts see series from the start."""
+        for job_type in job_types:
+            for counter in (self.jobs_completed, self.jobs_failed, self.jobs_cancelled):
+                counter.labels(job_type)
+            for kind in ("error", "timeout"):
+                self.jobs_retried.labels(job_type, kind)
+        for outcome in ("requeued", "failed"):
+            self.jobs_rescued.labels(outcome)
+        for trigger in ("start", "wakeup", "poll", "slot", "backlog"):
+            self.claims.labels(trigger)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from db import jobs as job_queries
@@ -42,9 +43,11 @@ class Rescuer:
         interval_seconds: float = 5.0,
         batch_size: int = BATCH_SIZE,
         worker_lost_after_seconds: float | None = None,
+        on_rescue: Callable[[RescueReport], None] = lambda report: None,
     ) -> None:
         self.engine, self.interval, self.batch_size = engine, interval_seconds, batch_size
         self.worker_lost_after = worker_lost_after_seconds
+        self.on_rescue = on_rescue
 
     async def run_once(self) -> RescueReport:
         """Declare silent workers LOST (their leases end now), then rescue one batch of lapsed jobs."""
@@ -64,7 +67,9 @@ class Rescuer:
                 "rescued %d job(s) from lost workers: %d requeued, %d failed", len(rescued), len(requeued), len(failed)
             )
         engine.notify_ready(sorted({r.job_type for r in requeued}))
-        return RescueReport(len(requeued), len(failed), len(cancelled))
+        report = RescueReport(len(requeued), len(failed), len(cancelled))
+        self.on_rescue(report)
+        return report
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -36,7 +36,7 @@ from pipeline.completer import Completer
 from pipeline.engine import Engine, Failure
 from pipeline.handlers.base import HandlerRegistry, JobContext, PermanentFailure, RetryLater
 from pipeline.metrics import WorkerMetrics
-from pipeline.rescuer import Rescuer
+from pipeline.rescuer import Rescuer, RescueReport
 from pipeline.retention import Pruner
 from pipeline.settings import EngineSettings, RedisSettings, WorkerSettings
 from pipeline.wakeup import WakeupListener
@@ -86,6 +86,7 @@ class Worker:
         self._counts = {"completed": 0, "failed": 0}
         self._cpu = health.CpuSampler()
         metrics.slots.set(settings.concurrency)
+        metrics.prime(self.job_types)
 
     def _job_types(self) -> list[str]:
         wanted = self.settings.job_types or list(self.handlers)
@@ -230,6 +231,10 @@ class Worker:
             self.metrics.jobs_released.labels(job.job_type, "shutdown").inc()
         return reason or "cancelled"
 
+    def _rescued(self, report: RescueReport) -> None:
+        self.metrics.jobs_rescued.labels("requeued").inc(report.requeued)
+        self.metrics.jobs_rescued.labels("failed").inc(report.failed)
+
     def _completed(self, jobs: list[JobRow]) -> None:
         now = datetime.now(UTC)
         for job in jobs:
@@ -252,6 +257,7 @@ class Worker:
                     self.engine,
                     interval_seconds=self.engine_settings.rescue_interval_seconds,
                     worker_lost_after_seconds=self.engine_settings.worker_lost_after_seconds,
+                    on_rescue=self._rescued,
                 ).run(stop)
             ),
             self._loop(Pruner(self.engine, self.engine_settings.retention).run(stop)),
