@@ -109,11 +109,13 @@ class Worker:
 
     async def heartbeat_once(self, *, health_sample: bool = False) -> None:
         """Extend running jobs' leases (stopping those cancelled or lost), refresh liveness, maybe log health."""
-        held = await self.engine.heartbeat([(r.job.id, r.job.attempts) for r in self.running.values()])
-        for job_id, running in list(self.running.items()):
-            if job_id not in held:
+        asked = list(self.running.values())
+        held = await self.engine.heartbeat([(r.job.id, r.job.attempts) for r in asked])
+        # Judge only the jobs we asked about: a job claimed while the heartbeat was in flight is not lost.
+        for running in asked:
+            if running.job.id not in held:
                 self._stop(running, "lost")
-            elif held[job_id]:
+            elif held[running.job.id]:
                 self._stop(running, "cancel")
         status = "DRAINING" if self.draining else "ACTIVE"
         async with acquire(self.engine.pool) as conn:

@@ -218,3 +218,33 @@ async def _workers(engine: Engine) -> list[WorkerRow]:
 async def _stack(*args: str) -> None:
     argv = [sys.executable, "-m", "conveyor", "stack", *args]
     await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True)
+
+
+async def test_a_job_claimed_while_a_heartbeat_is_in_flight_is_not_taken_for_lost(
+    settings: Settings, engine: Engine
+) -> None:
+    """Regression: the heartbeat used to judge every running job against an answer about fewer jobs."""
+    redis = redis_client(settings.redis)
+    worker = Worker(engine, registry_with_test_handlers(), s3_client(settings.s3), redis,
+                    WorkerSettings(job_types=["test.sleep"], concurrency=4), EngineSettings(), settings.redis,
+                    WorkerMetrics(CollectorRegistry()))  # fmt: skip
+    try:
+        await worker.register()
+        await create(engine, 2, "test.sleep", seconds=2)
+        await worker.claim_once()
+        original = engine.heartbeat
+
+        async def slow_heartbeat(held: Any) -> dict[uuid.UUID, bool]:
+            answer = await original(held)
+            await worker.claim_once()  # a claim lands while the heartbeat's answer is on its way back
+            return answer
+
+        engine.heartbeat = slow_heartbeat  # type: ignore[method-assign]
+        await create(engine, 1, "test.sleep", seconds=2)
+        await worker.heartbeat_once()
+        assert len(worker.running) == 3 and all(r.stop_reason is None for r in worker.running.values())
+        await asyncio.gather(*(r.task for r in list(worker.running.values())))
+        await worker.completer.flush()
+        assert await _count(engine, JobStatus.COMPLETED, 3)
+    finally:
+        await redis.aclose()

@@ -1,0 +1,209 @@
+"""End to end: uploads to MinIO become processed results through Kafka, PostgreSQL and the workers.
+
+One system (`conveyor run`, as users start it) serves the whole module: mixed uploads first, then bad
+input, then a run under faults; last, Prometheus must have data for every dashboard query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from conveyor.samples import png, zip_of
+from conveyor.settings import Settings
+from db.jobs import JobRow, JobStatus
+from tests.e2e.system import System, expected_steps, running_system
+
+pytestmark = pytest.mark.timeout(900)
+NAMES = ["report final", "a+b", "100% done", "ünïcødé 東京", "deep/er/and/deeper", "plain"]
+
+
+@pytest.fixture(scope="module")
+def system(settings: Settings, tmp_path_factory: pytest.TempPathFactory, template_db: str) -> Iterator[System]:
+    with running_system(settings, tmp_path_factory.mktemp("e2e")) as running:
+        yield running
+
+
+def mixed_uploads(count: int, rng: random.Random) -> dict[str, bytes | int]:
+    """``count`` uploads of CSV, JSON lines, PNG, zip and binary files from 0 bytes to 100 MB (multipart)."""
+    objects: dict[str, bytes | int] = {"mixed/empty file.bin": b"", "mixed/big/100 MB+multipart.bin": 100 << 20}
+    for i in range(count - 2):
+        name = f"mixed/{i % 7}/{NAMES[i % len(NAMES)]} {i:04d}"
+        kind = i % 5
+        if kind == 0:
+            objects[f"{name}.csv"] = b"id,value\n" + b"".join(
+                b"%d,%d\n" % (n, n * i) for n in range(rng.randint(1, 300))
+            )
+        elif kind == 1:
+            objects[f"{name}.jsonl"] = b"".join(b'{"n": %d}\n' % n for n in range(rng.randint(1, 100)))
+        elif kind == 2:
+            objects[f"{name}.png"] = png(rng.randint(1, 16), rng.randint(1, 16))
+        elif kind == 3:
+            objects[f"{name}.zip"] = zip_of({"a.txt": os.urandom(rng.randint(0, 2000)), "dir/b.bin": b"b" * i})
+        else:
+            objects[f"{name}.bin"] = os.urandom(rng.randint(0, 1 << 20))
+    return objects
+
+
+def by_key(jobs: list[JobRow]) -> dict[str, dict[str, JobRow]]:
+    grouped: dict[str, dict[str, JobRow]] = {}
+    for job in jobs:
+        grouped.setdefault(str(job.source_key), {})[str(job.step)] = job
+    return grouped
+
+
+def test_a_thousand_mixed_uploads_are_processed_with_correct_results(system: System) -> None:
+    objects = mixed_uploads(1000, random.Random(7))
+    system.upload_many(objects)
+    jobs = system.wait_until_settled(set(objects), within=300)
+
+    grouped = by_key(jobs)
+    for key, data in objects.items():
+        steps = grouped[key]
+        assert {(j.pipeline, j.step) for j in steps.values()} == expected_steps(key), key
+        assert {j.status for j in steps.values()} == {JobStatus.COMPLETED}, (key, [j.errors for j in steps.values()])
+        checksum, inspect = steps["checksum"], steps["inspect"]
+        size = data if isinstance(data, int) else len(data)
+        assert checksum.result["size"] == size
+        if isinstance(data, bytes):
+            assert checksum.result["sha256"] == hashlib.sha256(data).hexdigest()
+        assert inspect.started_at is not None and checksum.finished_at is not None
+        assert inspect.started_at >= checksum.finished_at, f"{key}: inspect ran before its parent finished"
+    assert Counter(len(s) for s in grouped.values()) == Counter(len(expected_steps(k)) for k in objects)
+    assert grouped["mixed/big/100 MB+multipart.bin"]["checksum"].result["etag_verified"] is False
+
+    with system.http() as http:
+        for key in random.Random(3).sample(sorted(objects), 30):
+            story = http.get(f"/api/objects/{system.bucket}/{quote(key)}").json()
+            assert len(story["events"]) == 1, key
+            assert {(j["pipeline"], j["step"], j["status"]) for j in story["jobs"]} == {
+                (p, s, "COMPLETED") for p, s in expected_steps(key)
+            }
+
+
+def test_bad_input_ends_in_a_clear_queryable_state(system: System) -> None:
+    broken_csv = b"id,name\n1,ok\n2\n3,ok,extra\n4,fine\n"
+    system.upload_many({"bad/notes.txt": b"no pipeline takes .txt", "bad/corrupt.zip": b"PK\x03\x04" + os.urandom(300),
+                        "bad/broken rows.csv": broken_csv, "bad/fine.csv": b"a\n1\n"})  # fmt: skip
+    _publish(system, [b"this is not json", b'{"Records": [{"eventName": "s3:ObjectCreated:Put"}]}'])
+    jobs = by_key(system.wait_until_settled({"bad/corrupt.zip", "bad/broken rows.csv", "bad/fine.csv"}, within=120))
+
+    extract = jobs["bad/corrupt.zip"]["extract"]
+    assert extract.status is JobStatus.FAILED
+    assert extract.errors[-1]["kind"] == "permanent" and "corrupt" in extract.errors[-1]["message"]
+    assert jobs["bad/corrupt.zip"]["checksum"].status is JobStatus.COMPLETED, "its other jobs are undisturbed"
+    profile = jobs["bad/broken rows.csv"]["profile"]
+    assert profile.status is JobStatus.COMPLETED and profile.result["valid"] is False
+    assert [e["line"] for e in profile.result["first_invalid"]] == [3, 4]
+    assert jobs["bad/fine.csv"]["profile"].result["valid"] is True
+
+    with system.http() as http:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            reasons = Counter(d["reason"] for d in http.get("/api/dlq").json())
+            if reasons == {"unrouted": 1, "not_json": 1, "schema": 1}:
+                break
+            time.sleep(0.5)
+        assert reasons == {"unrouted": 1, "not_json": 1, "schema": 1}
+
+
+def _publish(system: System, values: list[bytes]) -> None:
+    import asyncio
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=system.settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send_and_wait(system.settings.kafka.events_topic, value)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def _stack(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "conveyor", "stack", *args], check=True, capture_output=True)
+
+
+def test_faults_lose_and_duplicate_nothing(system: System) -> None:
+    rng = random.Random(11)
+    objects: dict[str, bytes | int] = {}
+    for i in range(2000):
+        if i % 2:
+            objects[f"faults/{i:05d} a+b.csv"] = b"x,y\n" + b"%d,%d\n" % (i, i)
+        else:
+            objects[f"faults/{i:05d} ü.bin"] = os.urandom(rng.randint(0, 4096))
+    items = list(objects.items())  # uploaded while the faults happen, two at a time
+    uploader = threading.Thread(target=lambda: system.upload_many(dict(items), threads=2))
+    uploader.start()
+
+    faults: list[Callable[[], None]] = [
+        lambda: _kill(system.pids("worker")[-1:]),
+        lambda: _kill(system.pids("ingest")),
+        lambda: _restart("kafka", 3),
+        lambda: _kill(system.pids("worker")[-1:]),
+        lambda: _restart("postgres", 3),
+        lambda: _restart("redis", 2),
+        lambda: _restart("minio", 2),
+        lambda: _kill(system.pids("worker")[-1:]),
+    ]
+    for fault in faults:
+        time.sleep(4)
+        fault()
+    uploader.join()
+
+    jobs = system.wait_until_settled(set(objects), within=400)
+    faulted = [j for j in jobs if str(j.source_key).startswith("faults/")]
+    grouped = by_key(faulted)
+    assert set(grouped) == set(objects), "an upload was lost"
+    for key, steps in grouped.items():
+        assert {(j.pipeline, j.step) for j in steps.values()} == expected_steps(key), key
+    per_event = Counter((j.source_key, j.object_event_id, j.step) for j in faulted)
+    assert set(per_event.values()) == {1}, "an event created a job twice"
+    assert {j.status for j in faulted} == {JobStatus.COMPLETED}, Counter(j.status for j in faulted)
+    assert any(e["kind"] == "worker_lost" for j in faulted for e in j.errors), "a killed worker's jobs were rescued"
+
+
+def _restart(service: str, down_seconds: float) -> None:
+    _stack("down", service)
+    time.sleep(down_seconds)
+    _stack("up", service)
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_prometheus_has_data_for_every_dashboard_query(system: System, settings: Settings) -> None:
+    dashboard = json.loads((Path(__file__).parents[2] / "deploy/grafana/dashboards/conveyor.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    prometheus = f"http://127.0.0.1:{settings.stack.prometheus_port}"
+    empty: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        empty = [
+            e
+            for e in exprs
+            if not httpx.get(f"{prometheus}/api/v1/query", params={"query": e}).json()["data"]["result"]
+        ]
+        if not empty:
+            return
+        time.sleep(5)
+    pytest.fail(f"dashboard queries without data: {empty}")
