@@ -186,7 +186,9 @@ class Ingestor:
         )
         routed = [route(event, self.rules, max_lineage_depth=s.max_lineage_depth) for event in events]
         for item in routed:
-            if not item.pipelines:
+            if not item.pipelines and item.is_pipeline_output:
+                self.metrics.outputs_skipped.inc()  # conveyor's own writes: recorded for lineage, never dead letters
+            elif not item.pipelines:
                 self.metrics.unrouted.inc()
                 if s.dead_letter_unrouted:
                     raise BadEvent("unrouted", f"no pipeline matches s3://{item.event.bucket}/{item.event.key}")

@@ -32,6 +32,11 @@ class IngestMetrics:
         self.unrouted = Counter(
             "conveyor_ingest_unrouted_events_total", "Events no pipeline matched.", registry=registry
         )
+        self.outputs_skipped = Counter(
+            "conveyor_ingest_pipeline_outputs_skipped_total",
+            "Events for objects conveyor's own jobs wrote, which no rule asked for (loop safety).",
+            registry=registry,
+        )
         self.dead_lettered = Counter(
             "conveyor_ingest_dead_letters_total",
             "Messages sent to the dead-letter topic.",

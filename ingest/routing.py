@@ -125,6 +125,11 @@ class RoutedEvent:
     lineage_depth: int = 0
     event_id: int | None = None
 
+    @property
+    def is_pipeline_output(self) -> bool:
+        """Whether conveyor itself wrote the object (its metadata names the job)."""
+        return self.event.metadata(JOB_ID_METADATA) is not None
+
     def recorded_as(self, event_id: int) -> RoutedEvent:
         return replace(self, event_id=event_id)
 

@@ -21,6 +21,8 @@ from pipeline.engine import Engine
 
 log = logging.getLogger(__name__)
 
+LIVE_STATUSES = ("BLOCKED", "PENDING", "RUNNING")
+
 
 class ClusterMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -51,6 +53,8 @@ class ClusterMetricsRefresher:
 
     def __init__(self, engine: Engine, metrics: ClusterMetrics, interval_seconds: float = 5.0) -> None:
         self.engine, self.metrics, self.interval = engine, metrics, interval_seconds
+        # Job types seen so far: their series stay, at 0, once their queue empties (no gaps on the dashboard).
+        self._job_types: set[str] = set()
 
     async def run_once(self) -> None:
         m = self.metrics
@@ -59,12 +63,13 @@ class ClusterMetricsRefresher:
             alive, heartbeat_age = await worker_queries.liveness(conn)
             open_letters = await event_queries.open_dead_letters(conn)
             past_lease = await job_queries.running_past_lease(conn)
-        m.queue_depth.clear()
-        m.oldest_ready.clear()
-        for d in depth:
-            m.queue_depth.labels(d.status.value, d.job_type).set(d.jobs)
-            if d.oldest_ready_seconds is not None:
-                m.oldest_ready.labels(d.job_type).set(d.oldest_ready_seconds)
+        self._job_types |= {d.job_type for d in depth}
+        counts = {(d.status.value, d.job_type): d.jobs for d in depth}
+        oldest = {d.job_type: d.oldest_ready_seconds for d in depth if d.oldest_ready_seconds is not None}
+        for job_type in self._job_types:
+            for status in LIVE_STATUSES:
+                m.queue_depth.labels(status, job_type).set(counts.get((status, job_type), 0))
+            m.oldest_ready.labels(job_type).set(oldest.get(job_type, 0.0))
         m.workers_alive.set(alive)
         m.heartbeat_age.set(heartbeat_age)
         m.dead_letters_open.set(open_letters)
