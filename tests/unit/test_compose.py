@@ -85,3 +85,12 @@ def test_mounted_files_and_builds_exist(compose: dict[str, Any]) -> None:
             assert (ROOT / service["build"] / "Dockerfile").exists()
     prometheus = compose["services"]["prometheus"]["command"][0].split("=", 1)[1]
     assert (ROOT / "deploy/prometheus" / Path(prometheus).name).exists()
+
+
+def test_conveyor_processes_run_as_users_run_them(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["ingest"]["command"][:2] == ["conveyor", "ingest"]
+    assert services["worker"]["command"][:2] == ["conveyor", "worker"] and services["worker"]["deploy"]["replicas"] >= 2
+    assert services["api"]["command"][:2] == ["conveyor", "api"]
+    for name in ("ingest", "worker", "api", "setup"):
+        assert services[name]["environment"] == compose["x-conveyor-env"], name

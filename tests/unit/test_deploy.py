@@ -89,3 +89,12 @@ def test_grafana_provisioning_points_at_the_dashboards() -> None:
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
     source = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())
     assert source["datasources"][0]["uid"] == "prometheus"
+
+
+def test_every_metric_is_documented_in_the_readme() -> None:
+    readme = (DEPLOY.parent / "README.md").read_text()
+    registry = CollectorRegistry()
+    IngestMetrics(registry), WorkerMetrics(registry), ClusterMetrics(registry), AutoscaleMetrics(registry)
+    names = {family.name + ("_total" if family.type == "counter" else "") for family in registry.collect()}
+    undocumented = {name for name in names | HTTP if f"`{name}`" not in readme}
+    assert undocumented == set()
