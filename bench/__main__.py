@@ -12,8 +12,8 @@ from bench import ingest as ingest_bench
 from bench import peer_queues as peers
 from bench import report
 from bench import worker as worker_bench
+from bench.database import fresh_database
 from conveyor import settings as settings_module
-from db import admin, connection
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 PEER_JOBS = 5_000
@@ -114,11 +114,22 @@ def e2e_section(settings: settings_module.Settings) -> report.Section:
         f"{len(figures.to_running_ms)} small CSV uploads, one every 100 ms; each starts 3 jobs (checksum → inspect, "
         "csv.profile). Times from the PUT returning, read from the jobs' database timestamps."
     )
+    recorded = e2e_bench.percentiles(figures.to_recorded_ms)
+    inside = e2e_bench.percentiles(figures.recorded_to_running_ms)
     section.table(
         ["light load", "p50 ms", "p95 ms", "p99 ms", "target"],
         [["PUT → first job RUNNING", *(f"{v:.0f}" for v in running), "p50 ≤ 100, p99 ≤ 500"],
-         ["PUT → pipeline COMPLETED", *(f"{v:.0f}" for v in complete), "-"]],
+         ["PUT → pipeline COMPLETED", *(f"{v:.0f}" for v in complete), "-"],
+         ["of which PUT → event recorded by ingest (MinIO → Kafka → ingest)", *(f"{v:.0f}" for v in recorded), "-"],
+         ["of which event recorded → first job RUNNING (conveyor)", *(f"{v:.0f}" for v in inside), "-"]],
     )  # fmt: skip
+    section.text(
+        "The p50 and p99 targets to first RUNNING are missed, and the breakdown says where: MinIO, with the "
+        "queue dir that makes its notifications survive a Kafka outage, writes each event to disk and sends "
+        "the queue from a loop that lists it every 3 s (`retryInterval` in MinIO's `internal/store/store.go`), "
+        "so an event waits 0-3 s before it reaches Kafka. From the event's arrival in conveyor to the first "
+        "job running is the last row. Dropping the queue dir would remove the wait and the durability with it."
+    )
     section.text(
         f"Sustained: {figures.sustained_uploads:,} uploads from 8 threads, first PUT to last pipeline completed: "
         f"**{figures.sustained_rate:,.0f} uploads/s** ({figures.sustained_seconds:.1f} s; "
@@ -130,13 +141,8 @@ def e2e_section(settings: settings_module.Settings) -> report.Section:
 
 
 async def _peer_database(settings: settings_module.Settings) -> str:
-    conn = await connection.connect(settings.postgres)
-    try:
-        await admin.drop_database(conn, "procrastinate_bench")
-        await admin.create_database(conn, "procrastinate_bench", template="template0")
-    finally:
-        await conn.close()
-    return settings.postgres.dsn("procrastinate_bench")
+    """An empty database for Procrastinate, which applies its own schema."""
+    return (await fresh_database(settings.postgres, "procrastinate_bench", migrated=False)).dsn()
 
 
 async def main(selected: list[str]) -> None:

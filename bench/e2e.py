@@ -7,13 +7,13 @@ thousands of small uploads from 8 threads; uploads/s from the first PUT to the l
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from conveyor.settings import Settings
+from db import events as event_queries
+from db.connection import connect
 from db.jobs import JobRow
 from tests.e2e.system import System, running_system
 
@@ -32,6 +34,10 @@ OUT = Path(__file__).parent
 class E2EFigures:
     to_running_ms: list[float]
     to_complete_ms: list[float]
+    #: Upload PUT returned -> its event recorded by the ingestor (MinIO's delivery through Kafka, then ingest).
+    to_recorded_ms: list[float]
+    #: Event recorded by the ingestor -> first job RUNNING (conveyor's own part of the latency).
+    recorded_to_running_ms: list[float]
     sustained_uploads: int
     sustained_seconds: float
     put_times: list[float]
@@ -47,7 +53,7 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
     return cuts[49], cuts[94], cuts[98]
 
 
-def light_load(system: System, count: int) -> tuple[list[float], list[float]]:
+def light_load(system: System, count: int) -> tuple[list[float], list[float], list[float], list[float]]:
     puts: dict[str, float] = {}
     for i in range(count):
         key = f"light/{i:04d}.csv"
@@ -56,7 +62,21 @@ def light_load(system: System, count: int) -> tuple[list[float], list[float]]:
         time.sleep(0.1)
     jobs = system.wait_until_settled(set(puts), within=120)
     first_running, complete = _per_key(jobs, puts)
-    return first_running, complete
+    recorded = asyncio.run(_recorded_at(system, list(puts)))
+    to_recorded = [(recorded[k] - puts[k]) * 1000 for k in puts]
+    recorded_to_running = [r - t for r, t in zip(first_running, to_recorded, strict=True)]
+    return first_running, complete, to_recorded, recorded_to_running
+
+
+async def _recorded_at(system: System, keys: list[str]) -> dict[str, float]:
+    """When the ingestor recorded each key's event (``object_events.received_at``)."""
+    conn = await connect(system.settings.postgres)
+    try:
+        return {
+            key: (await event_queries.for_key(conn, system.bucket, key))[0]["received_at"].timestamp() for key in keys
+        }
+    finally:
+        await conn.close()
 
 
 def _per_key(jobs: list[JobRow], puts: dict[str, float]) -> tuple[list[float], list[float]]:
@@ -126,10 +146,6 @@ def plot(figures: E2EFigures) -> list[str]:
 def run(settings: Settings, *, light: int = 200, load: int = 3000) -> E2EFigures:
     with tempfile.TemporaryDirectory() as tmp, running_system(settings, Path(tmp)) as system:
         time.sleep(3)  # let the autoscaled workers register and subscribe to wake-ups
-        to_running, to_complete = light_load(system, light)
+        to_running, to_complete, to_recorded, recorded_to_running = light_load(system, light)
         seconds, puts, completions = sustained(system, load)
-    return E2EFigures(to_running, to_complete, load, seconds, puts, completions)
-
-
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
+    return E2EFigures(to_running, to_complete, to_recorded, recorded_to_running, load, seconds, puts, completions)

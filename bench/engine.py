@@ -15,7 +15,8 @@ from pathlib import Path
 
 import asyncpg
 
-from db import admin, connection, migrate
+from bench.database import fresh_database
+from db import connection
 from db.settings import PostgresSettings
 from db.sql import parse
 from pipeline.dag import JobSpec
@@ -44,23 +45,6 @@ class EngineFigures:
     durability: dict[str, str]
     enqueue: Figure
     drain: list[Figure]
-
-
-async def fresh_database(settings: PostgresSettings) -> PostgresSettings:
-    """Drop and re-create the bench database, migrated."""
-    conn = await connection.connect(settings)
-    try:
-        await admin.drop_database(conn, BENCH_DB)
-        await admin.create_database(conn, BENCH_DB, template="template0")
-    finally:
-        await conn.close()
-    bench = settings.model_copy(update={"database": BENCH_DB, "pool_max_size": 20, "pool_min_size": 1})
-    conn = await connection.connect(bench)
-    try:
-        await migrate.migrate(conn)
-    finally:
-        await conn.close()
-    return bench
 
 
 async def durability(settings: PostgresSettings) -> dict[str, str]:
@@ -109,7 +93,7 @@ async def reset(pool: asyncpg.Pool) -> None:
 
 async def run(settings: PostgresSettings, *, jobs: int = 20_000, enqueue_jobs: int = 50_000) -> EngineFigures:
     """All engine figures: enqueue rate, and drain rates for conveyor and the bare loop."""
-    bench = await fresh_database(settings)
+    bench = await fresh_database(settings, BENCH_DB)
     pool = await connection.create_pool(bench)
     engine = Engine(pool)
     figures: list[Figure] = []

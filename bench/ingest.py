@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
+from bench.database import fresh_database
 from conveyor import runtime
 from conveyor.settings import Settings
-from db import admin, connection, migrate
 from ingest.consumer import Ingestor
 from ingest.metrics import IngestMetrics
 from ingest.routing import parse_rules
@@ -123,22 +123,6 @@ async def raw_read(settings: Settings, topic: str, count: int) -> float:
         await consumer.stop()
 
 
-async def fresh_database(settings: Settings) -> Settings:
-    conn = await connection.connect(settings.postgres)
-    try:
-        await admin.drop_database(conn, BENCH_DB)
-        await admin.create_database(conn, BENCH_DB, template="template0")
-    finally:
-        await conn.close()
-    scoped = settings.model_copy(update={"postgres": settings.postgres.model_copy(update={"database": BENCH_DB})})
-    conn = await connection.connect(scoped.postgres)
-    try:
-        await migrate.migrate(conn)
-    finally:
-        await conn.close()
-    return scoped
-
-
 async def ingest(settings: Settings, topic: str, count: int, latency_events: int) -> tuple[float, list[float]]:
     """Seconds to turn ``count`` pre-filled events into committed jobs; then light-load latencies (ms)."""
     scoped = settings.model_copy(
@@ -213,7 +197,8 @@ async def run(settings: Settings, *, events: int = 50_000, latency_events: int =
         run_id = uuid.uuid4().hex[:8]
         await fill(settings, topic, [variant(template, n, run_id) for n in range(events)])
         raw_seconds = await raw_read(settings, topic, events)
-        scoped = await fresh_database(settings)
+        postgres = await fresh_database(settings.postgres, BENCH_DB)
+        scoped = settings.model_copy(update={"postgres": postgres})
         ingest_seconds, latencies = await ingest(scoped, topic, events, latency_events)
     finally:
         await kafka_admin.delete_topics([topic])

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.database import fresh_database
 from conveyor.settings import Settings
-from db import admin, connection, migrate
+from db import connection
 from db.connection import acquire
 from db.jobs import JobStatus
 from db.sql import parse
@@ -63,22 +64,6 @@ class Pattern(io.RawIOBase):
         target[:size] = self.block[:size]
         self.remaining -= size
         return size
-
-
-async def fresh(settings: Settings) -> Settings:
-    conn = await connection.connect(settings.postgres)
-    try:
-        await admin.drop_database(conn, BENCH_DB)
-        await admin.create_database(conn, BENCH_DB, template="template0")
-    finally:
-        await conn.close()
-    scoped = settings.model_copy(update={"postgres": settings.postgres.model_copy(update={"database": BENCH_DB})})
-    conn = await connection.connect(scoped.postgres)
-    try:
-        await migrate.migrate(conn)
-    finally:
-        await conn.close()
-    return scoped
 
 
 def start_workers(settings: Settings, count: int, job_types: str, concurrency: int) -> list[subprocess.Popen[bytes]]:
@@ -151,7 +136,7 @@ async def noop_rate(settings: Settings, engine: Engine, processes: int, jobs: in
 
 
 async def run(settings: Settings) -> WorkerFigures:
-    scoped = await fresh(settings)
+    scoped = settings.model_copy(update={"postgres": await fresh_database(settings.postgres, BENCH_DB)})
     pool = await connection.create_pool(scoped.postgres)
     try:
         engine = Engine(pool)

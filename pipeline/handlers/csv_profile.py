@@ -11,10 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.handlers.base import JobContext
-from pipeline.handlers.textfile import CHECKPOINT_EVERY_BYTES, Lines
+from pipeline.handlers.textfile import CHECKPOINT_EVERY_BYTES, Lines, max_invalid, resume
 
 NULLS = frozenset({"", "null", "na", "n/a", "none"})
-DEFAULT_MAX_INVALID = 20
 
 
 @dataclass
@@ -33,12 +32,8 @@ class CsvProgress:
 
 
 async def csv_profile(ctx: JobContext) -> dict[str, Any]:
-    saved = await ctx.last_checkpoint()
-    progress = CsvProgress(**saved) if saved else CsvProgress()
-    if saved:
-        progress.resumed_from = progress.offset
-    max_invalid = int(ctx.params.get("max_invalid_rows", DEFAULT_MAX_INVALID))
-    progress = await ctx.in_thread(_profile, ctx, progress, max_invalid)
+    progress = await resume(ctx, CsvProgress)
+    progress = await ctx.in_thread(_profile, ctx, progress, max_invalid(ctx))
     return {
         "rows": progress.rows,
         "header": progress.header,

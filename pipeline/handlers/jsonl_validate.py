@@ -10,9 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.handlers.base import JobContext
-from pipeline.handlers.textfile import CHECKPOINT_EVERY_BYTES, Lines
+from pipeline.handlers.textfile import CHECKPOINT_EVERY_BYTES, Lines, max_invalid, resume
 
-DEFAULT_MAX_INVALID = 20
 MAX_DISTINCT_KEYS = 1000
 
 
@@ -29,12 +28,8 @@ class JsonlProgress:
 
 
 async def jsonl_validate(ctx: JobContext) -> dict[str, Any]:
-    saved = await ctx.last_checkpoint()
-    progress = JsonlProgress(**saved) if saved else JsonlProgress()
-    if saved:
-        progress.resumed_from = progress.offset
-    max_invalid = int(ctx.params.get("max_invalid_rows", DEFAULT_MAX_INVALID))
-    progress = await ctx.in_thread(_validate, ctx, progress, max_invalid)
+    progress = await resume(ctx, JsonlProgress)
+    progress = await ctx.in_thread(_validate, ctx, progress, max_invalid(ctx))
     return {
         "records": progress.records,
         "blank_lines": progress.blank_lines,

@@ -7,12 +7,41 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from typing import Any, Protocol, TypeVar
 
 from pipeline.handlers.base import JobContext
 from pipeline.storage import StreamReader, iter_object
 
 #: Save progress every this many bytes, so a retry of a large file loses at most this much work.
 CHECKPOINT_EVERY_BYTES = 32 << 20
+DEFAULT_MAX_INVALID = 20
+
+
+class Progress(Protocol):
+    """A handler's resumable state: a dataclass whose fields are what a checkpoint saves."""
+
+    offset: int
+    resumed_from: int
+
+    def __init__(self, **fields: Any) -> None: ...
+
+
+P = TypeVar("P", bound=Progress)
+
+
+async def resume(ctx: JobContext, progress: type[P]) -> P:
+    """The state the last attempt checkpointed (noting where this attempt resumes), or a fresh one."""
+    saved = await ctx.last_checkpoint()
+    if not saved:
+        return progress()
+    restored = progress(**saved)
+    restored.resumed_from = restored.offset
+    return restored
+
+
+def max_invalid(ctx: JobContext) -> int:
+    """How many invalid rows a result lists (param ``max_invalid_rows``)."""
+    return int(ctx.params.get("max_invalid_rows", DEFAULT_MAX_INVALID))
 
 
 class Lines:

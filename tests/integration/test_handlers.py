@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
+import logging
+import uuid
 
 import pytest
 from minio import Minio
 
+from db.jobs import JobFilter
 from pipeline.engine import Engine
-from pipeline.handlers.base import PermanentFailure
+from pipeline.handlers.base import JobContext, PermanentFailure
 from pipeline.storage import object_exists
 from tests.integration import samples
 from tests.integration.conftest import put_bytes, run_handler
@@ -129,3 +133,27 @@ async def test_copy_and_move(engine: Engine, s3: Minio, scratch_bucket: str) -> 
     assert moved["moved"] and not object_exists(s3, scratch_bucket, "in/b.txt")
     tags = s3.get_object_tags(scratch_bucket, "quarantine/in/b.txt")
     assert tags is not None and "conveyor-job-id" in tags
+
+
+async def test_csv_profile_resumes_from_its_checkpoint_with_the_same_totals(
+    engine: Engine, s3: Minio, scratch_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csv_profile = importlib.import_module("pipeline.handlers.csv_profile")  # the module, not the handler
+    monkeypatch.setattr(csv_profile, "CHECKPOINT_EVERY_BYTES", 4096)
+    rows = b"".join(b'%d,"name %d",%s\n' % (i, i, b"" if i % 7 else b"x") for i in range(20_000))
+    await put_bytes(s3, scratch_bucket, "resume/big.csv", b"id,name,flag\n" + rows + b"1,2\n")
+    first = await run_handler(engine, s3, "csv.profile", scratch_bucket, "resume/big.csv")
+    (job,) = await engine.list_jobs(JobFilter(source_key="resume/big.csv"), limit=1)
+    saved = await engine.last_checkpoint(job.id)
+    assert saved["offset"] > 0 and saved["rows"] > 0
+
+    # The attempt is lost after its checkpoints; the next attempt resumes from the last one.
+    await engine.release([job])
+    (again,) = await engine.claim(uuid.uuid4(), job_types=["csv.profile"])
+    ctx = JobContext(job=again, engine=engine, s3=s3, log=logging.LoggerAdapter(logging.getLogger("test"), {}))
+    second = await csv_profile.csv_profile(ctx)
+    assert second["resumed_from_byte"] == saved["offset"] > 0
+    assert {k: second[k] for k in ("rows", "nulls", "invalid_rows")} == {
+        k: first[k] for k in ("rows", "nulls", "invalid_rows")
+    }
+    assert first["rows"] == 20_000 and first["invalid_rows"] == 1 and first["nulls"]["flag"] == 20_000 - 2858
