@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 RETRY_BASE_SECONDS = 0.2
 RETRY_CAP_SECONDS = 5.0
+IDLE_LAG_INTERVAL_SECONDS = 2.0
 
 
 @dataclass
@@ -106,6 +107,7 @@ class Ingestor:
         self.engine, self.rules, self.settings, self.kafka, self.metrics = engine, rules, settings, kafka, metrics
         metrics.prime([pipeline.name for pipeline in rules.pipeline])
         self._batch_lock = asyncio.Lock()
+        self._lag_recorded_at = 0.0
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers,
             client_id=f"{kafka.client_id}-ingest",
@@ -149,6 +151,8 @@ class Ingestor:
         )
         records = [record for records in batch.values() for record in records]
         if not records:
+            if time.monotonic() - self._lag_recorded_at > IDLE_LAG_INTERVAL_SECONDS:
+                await self.record_lag()  # idle partitions still report their (zero) lag
             return None
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         return Fetched(records, offsets, self._sort(records), time.monotonic())
@@ -264,12 +268,21 @@ class Ingestor:
         m.batch_seconds.observe(time.monotonic() - fetched.fetched_at)
 
     async def record_lag(self) -> None:
-        """Set the lag gauge of each assigned partition: its high-water mark minus our position."""
+        """Set the lag gauge of each assigned partition: its high-water mark minus our position.
+
+        Best effort: during a rebalance a partition may be gone between listing and asking; it is skipped.
+        """
+        self._lag_recorded_at = time.monotonic()
         for tp in self.consumer.assignment():
             highwater = self.consumer.highwater(tp)
-            if highwater is not None:
+            if highwater is None:
+                continue
+            try:
                 position = await self.consumer.position(tp)
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+            except KafkaError as exc:
+                log.debug("lag of %s not recorded: %s", tp, exc)
+                continue
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, fetching the next batch while the current one is being written.
