@@ -40,15 +40,17 @@ class NewObjectEvent:
 
 async def insert_many(conn: Connection, events: Sequence[NewObjectEvent], *, topic: str) -> dict[Identity, int]:
     """Record ``events``; return {identity: id} for those that were new (duplicates are skipped)."""
-    e = events
+    documents = [
+        {
+            "bucket": e.bucket, "object_key": e.key, "version_id": e.version_id, "event_name": e.event_name,
+            "sequencer": e.sequencer, "etag": e.etag, "size_bytes": e.size, "content_type": e.content_type,
+            "user_metadata": e.user_metadata, "event_time": e.event_time, "source_partition": e.partition,
+            "source_offset": e.offset,
+        }
+        for e in events
+    ]  # fmt: skip
     with translate_errors():
-        rows = await conn.fetch(
-            QUERIES["object_event_insert_many"],
-            [x.bucket for x in e], [x.key for x in e], [x.version_id for x in e], [x.event_name for x in e],
-            [x.sequencer for x in e], [x.etag for x in e], [x.size for x in e], [x.content_type for x in e],
-            [x.user_metadata for x in e], [x.event_time for x in e], topic, [x.partition for x in e],
-            [x.offset for x in e],
-        )  # fmt: skip
+        rows = await conn.fetch(QUERIES["object_event_insert_many"], documents, topic)
     return {(r["bucket"], r["object_key"], r["version_id"], r["event_name"], r["sequencer"]): r["id"] for r in rows}
 
 

@@ -104,26 +104,19 @@ class NewJob:
 
 async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime | None = None) -> set[uuid.UUID]:
     """Insert ``jobs`` (BLOCKED when they declare parents); return the ids inserted (duplicates by key are not)."""
-    columns = (
-        [j.id for j in jobs],
-        [j.job_type for j in jobs],
-        [j.payload for j in jobs],
-        [JobStatus.BLOCKED if j.parent_count else JobStatus.PENDING for j in jobs],
-        [j.priority for j in jobs],
-        [j.max_retries for j in jobs],
-        [j.timeout_ms for j in jobs],
-        [j.run_at for j in jobs],
-        [j.idempotency_key for j in jobs],
-        [j.parent_count for j in jobs],
-        [j.pipeline for j in jobs],
-        [j.step for j in jobs],
-        [j.object_event_id for j in jobs],
-        [j.source_bucket for j in jobs],
-        [j.source_key for j in jobs],
-        [j.source_version for j in jobs],
-    )
+    rows = [
+        {
+            "id": j.id, "job_type": j.job_type, "payload": j.payload,
+            "status": JobStatus.BLOCKED if j.parent_count else JobStatus.PENDING, "priority": j.priority,
+            "max_retries": j.max_retries, "timeout_ms": j.timeout_ms, "run_at": j.run_at,
+            "idempotency_key": j.idempotency_key, "pending_parents": j.parent_count, "pipeline": j.pipeline,
+            "step": j.step, "object_event_id": j.object_event_id, "source_bucket": j.source_bucket,
+            "source_key": j.source_key, "source_version": j.source_version,
+        }
+        for j in jobs
+    ]  # fmt: skip
     with translate_errors():
-        return {r["id"] for r in await conn.fetch(QUERIES["job_insert_many"], *columns, now)}
+        return {r["id"] for r in await conn.fetch(QUERIES["job_insert_many"], rows, now)}
 
 
 async def ids_by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, uuid.UUID]:

@@ -1,18 +1,18 @@
 -- Object events (upload notifications) and the dead letters of the ingestor.
 
 -- name: object_event_insert_many
--- Record events; an event whose identity (bucket, key, version, event name, sequencer) is already known is
--- skipped. Returns the identity and id of each event that is new. Parallel arrays: $1 buckets, $2 keys,
--- $3 version ids, $4 event names, $5 sequencers, $6 etags, $7 sizes, $8 content types, $9 user metadata,
--- $10 event times, $11 topic, $12 partitions, $13 offsets.
+-- Record events given as one JSON array of objects; an event whose identity (bucket, key, version, event
+-- name, sequencer) is already known is skipped. Returns the identity and id of each event that is new.
+-- $1 events (bucket, object_key, version_id, event_name, sequencer, etag, size_bytes, content_type,
+-- user_metadata, event_time, source_partition, source_offset), $2 the topic they were read from.
 INSERT INTO object_events (bucket, object_key, version_id, event_name, sequencer, etag, size_bytes, content_type,
                            user_metadata, event_time, source_topic, source_partition, source_offset)
 SELECT u.bucket, u.object_key, u.version_id, u.event_name, u.sequencer, u.etag, u.size_bytes, u.content_type,
-       u.user_metadata, u.event_time, $11::text, u.source_partition, u.source_offset
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
-            $9::jsonb[], $10::timestamptz[], $12::integer[], $13::bigint[])
-     AS u(bucket, object_key, version_id, event_name, sequencer, etag, size_bytes, content_type, user_metadata,
-          event_time, source_partition, source_offset)
+       coalesce(u.user_metadata, '{}'), u.event_time, $2::text, u.source_partition, u.source_offset
+FROM jsonb_to_recordset($1::jsonb)
+     AS u(bucket text, object_key text, version_id text, event_name text, sequencer text, etag text,
+          size_bytes bigint, content_type text, user_metadata jsonb, event_time timestamptz,
+          source_partition integer, source_offset bigint)
 ON CONFLICT ON CONSTRAINT object_events_identity DO NOTHING
 RETURNING id, bucket, object_key, version_id, event_name, sequencer;
 

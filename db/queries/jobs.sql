@@ -3,20 +3,20 @@
 -- A trailing `now` parameter is NULL in production and a fixed time in tests (an injectable clock).
 
 -- name: job_insert_many
--- Insert jobs from parallel arrays; rows whose idempotency key exists are skipped. Returns the new ids.
--- $1 ids, $2 types, $3 payloads, $4 statuses, $5 priorities, $6 max_retries, $7 timeouts (ms), $8 run_at
--- (NULL = now), $9 idempotency keys, $10 declared parent counts, $11 pipelines, $12 steps,
--- $13 object event ids, $14 source buckets, $15 source keys, $16 source versions, $17 now.
+-- Insert jobs given as one JSON array of objects (one document: far cheaper to send than an array per
+-- column); rows whose idempotency key exists are skipped. Returns the new ids. $1 jobs, $2 now. Each
+-- object: id, job_type, payload, status, priority, max_retries, timeout_ms, run_at (null = now),
+-- idempotency_key, pending_parents, pipeline, step, object_event_id, source_bucket, source_key,
+-- source_version.
 INSERT INTO jobs (id, job_type, payload, status, priority, max_retries, timeout_ms, run_at, idempotency_key,
                   pending_parents, pipeline, step, object_event_id, source_bucket, source_key, source_version)
-SELECT u.id, u.job_type, u.payload, u.status, u.priority, u.max_retries, u.timeout_ms,
-       coalesce(u.run_at, $17::timestamptz, now()), u.idempotency_key, u.pending_parents, u.pipeline, u.step,
+SELECT u.id, u.job_type, coalesce(u.payload, '{}'), u.status, u.priority, u.max_retries, u.timeout_ms,
+       coalesce(u.run_at, $2::timestamptz, now()), u.idempotency_key, u.pending_parents, u.pipeline, u.step,
        u.object_event_id, u.source_bucket, u.source_key, u.source_version
-FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::job_status[], $5::integer[], $6::integer[], $7::integer[],
-            $8::timestamptz[], $9::text[], $10::integer[], $11::text[], $12::text[], $13::bigint[], $14::text[],
-            $15::text[], $16::text[])
-     AS u(id, job_type, payload, status, priority, max_retries, timeout_ms, run_at, idempotency_key,
-          pending_parents, pipeline, step, object_event_id, source_bucket, source_key, source_version)
+FROM jsonb_to_recordset($1::jsonb)
+     AS u(id uuid, job_type text, payload jsonb, status job_status, priority integer, max_retries integer,
+          timeout_ms integer, run_at timestamptz, idempotency_key text, pending_parents integer, pipeline text,
+          step text, object_event_id bigint, source_bucket text, source_key text, source_version text)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
