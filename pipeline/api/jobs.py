@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -25,6 +24,7 @@ from pipeline.api.models import (
     Outcome,
     Problem,
     StorableText,
+    UtcDatetime,
 )  # fmt: skip
 from pipeline.dag import JobSpec
 from pipeline.engine import Failure
@@ -61,7 +61,7 @@ async def list_jobs(
     job_type: Annotated[StorableText | None, Query(alias="jobType", max_length=200)] = None,
     bucket: Annotated[StorableText | None, Query(max_length=1024)] = None,
     key: Annotated[StorableText | None, Query(max_length=4096)] = None,
-    since: datetime | None = None,
+    since: UtcDatetime | None = None,
     before: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobPage:

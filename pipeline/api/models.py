@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -30,6 +30,17 @@ def storable(value: Any) -> Any:
     return value
 
 
+def utc(value: datetime) -> datetime:
+    """A timestamp PostgreSQL can store: timezone-aware and in UTC (it refuses offsets beyond ±15:59)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError(f"timestamp out of range: {exc}") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(utc)]
 StorableJson = Annotated[Any, AfterValidator(storable)]
 StorableObject = Annotated[dict[str, Any], AfterValidator(storable)]
 StorableText = Annotated[str, AfterValidator(storable)]
@@ -42,7 +53,7 @@ class CreateJob(Camel):
     max_retries: int = Field(3, ge=0, le=1000)
     timeout_ms: int = Field(300_000, ge=1, le=MAX_TIMEOUT_MS)
     depends_on: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
-    run_at: datetime | None = None
+    run_at: UtcDatetime | None = None
     idempotency_key: StorableText | None = Field(None, min_length=1, max_length=500)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from starlette.convertors import Convertor, register_url_convertor
 
 from db import events as event_queries
 from db.connection import acquire
@@ -20,6 +21,20 @@ from pipeline.api.models import (
     StorableText,
 )  # fmt: skip
 
+
+class AnyPath(Convertor[str]):
+    """Like Starlette's ``path``, but object keys may hold any character, newlines included."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("objectkey", AnyPath())
 router = APIRouter(prefix="/api", tags=["objects"])
 MAX_BIGINT = 2**63 - 1
 
@@ -29,7 +44,7 @@ def _context(request: Request) -> ApiContext:
     return context
 
 
-@router.get("/objects/{bucket}/{key:path}", response_model=ObjectStory)
+@router.get("/objects/{bucket}/{key:objectkey}", response_model=ObjectStory)
 async def object_story(
     bucket: Annotated[StorableText, Path(min_length=1, max_length=255)],
     key: Annotated[StorableText, Path(min_length=1, max_length=4096)],

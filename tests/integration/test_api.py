@@ -91,6 +91,8 @@ def test_auth_limits_validation_and_unknown_routes(api: ApiServer) -> None:
         assert writer.get("/api/jobs/not-a-uuid").status_code == 422
         missing_parent = writer.post("/api/jobs", json={"jobType": "x", "dependsOn": [str(uuid.uuid4())]})
         assert missing_parent.status_code == 404 and "dependsOn" in missing_parent.json()["detail"]
+        odd_offset = writer.post("/api/jobs", json={"jobType": "x", "runAt": "5413-09-16T02:12:53+20:05"})
+        assert odd_offset.status_code == 201, "any offset Python parses is stored, converted to UTC"
         job = writer.post("/api/jobs", json={"jobType": "x"}).json()["jobId"]
         assert writer.post(f"/api/jobs/{job}/retry").status_code == 409
         assert writer.post(f"/api/jobs/{job}/cancel").json()["status"] == "CANCELLED"
