@@ -40,6 +40,7 @@ from ingest.routing import RoutedEvent, RoutingRules, route
 from ingest.settings import IngestSettings
 from ingest.store import Positioned, StoreResult, store_events
 from pipeline.engine import Engine
+from pipeline.lifecycle import wait_for_event
 from pipeline.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -317,8 +318,7 @@ class Ingestor:
                 fetched = await self._fetch()
             except KafkaError as exc:
                 log.warning("Kafka error (%s); reconnecting", exc)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+                await wait_for_event(stop, 1.0)
                 continue
             if fetched is not None:
                 await ready.put(fetched)

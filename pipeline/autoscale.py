@@ -8,7 +8,6 @@ gracefully (its running jobs finish or go back unrun).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from db.connection import acquire
 from db.errors import ServiceUnavailable
 from db.jobs import JobStatus
 from pipeline.engine import Engine
+from pipeline.lifecycle import wait_for_event
 from pipeline.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,7 @@ class Autoscaler:
                     await self.run_once()
                 except ServiceUnavailable as exc:
                     log.warning("autoscale: %s; keeping the current processes", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.autoscale_interval_seconds)
+                await wait_for_event(stop, self.settings.autoscale_interval_seconds)
         finally:
             await self.stop_all()
 

@@ -7,7 +7,6 @@ comes from a cheap query: partial indexes over live jobs and open dead letters, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -18,6 +17,7 @@ from db import workers as worker_queries
 from db.connection import acquire
 from db.errors import ServiceUnavailable
 from pipeline.engine import Engine
+from pipeline.lifecycle import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -81,5 +81,4 @@ class ClusterMetricsRefresher:
                 await self.run_once()
             except ServiceUnavailable as exc:
                 log.warning("cluster metrics not refreshed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+            await wait_for_event(stop, self.interval)

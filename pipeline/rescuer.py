@@ -8,7 +8,6 @@ rescuers (one per worker process) can run at once: the statement skips rows anot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from db.connection import acquire
 from db.errors import ServiceUnavailable
 from db.jobs import JobStatus
 from pipeline.engine import Engine
+from pipeline.lifecycle import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -81,5 +81,4 @@ class Rescuer:
                 if report.requeued + report.failed == self.batch_size:
                     continue  # a full batch: there may be more right away
             # Jitter keeps rescuers of many processes from running in lockstep.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval * random.uniform(0.8, 1.2))
+            await wait_for_event(stop, self.interval * random.uniform(0.8, 1.2))

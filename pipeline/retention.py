@@ -7,7 +7,6 @@ forever are where their users' incidents came from.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from db import workers as worker_queries
 from db.connection import acquire
 from db.errors import ServiceUnavailable
 from pipeline.engine import Engine
+from pipeline.lifecycle import wait_for_event
 from pipeline.settings import RetentionSettings
 
 log = logging.getLogger(__name__)
@@ -64,5 +64,4 @@ class Pruner:
             else:
                 if max(report.jobs, report.health_logs, report.workers) >= self.settings.batch_size:
                     continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.interval_seconds * random.uniform(0.8, 1.2))
+            await wait_for_event(stop, self.settings.interval_seconds * random.uniform(0.8, 1.2))

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from pipeline.lifecycle import wait_for_event
 from pipeline.settings import RedisSettings
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,7 @@ class WakeupListener:
             except (TimeoutError, RedisError, OSError) as exc:
                 self.connected.clear()
                 log.debug("wake-up listener lost Redis (polling meanwhile): %s", exc)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), reconnect_seconds)
+                await wait_for_event(stop, reconnect_seconds)
 
     async def _listen(self, stop: asyncio.Event) -> None:
         async with self._client.pubsub() as pubsub:

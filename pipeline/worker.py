@@ -17,10 +17,8 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import redis.asyncio as aioredis
 from minio import Minio
@@ -35,6 +33,7 @@ from pipeline import health
 from pipeline.completer import Completer
 from pipeline.engine import Engine, Failure
 from pipeline.handlers.base import HandlerRegistry, JobContext, PermanentFailure, RetryLater
+from pipeline.lifecycle import wait_for_event
 from pipeline.metrics import WorkerMetrics
 from pipeline.rescuer import Rescuer, RescueReport
 from pipeline.retention import Pruner
@@ -252,9 +251,9 @@ class Worker:
         """Work until ``stop`` is set, then shut down gracefully."""
         await self.register()
         background = [
-            self._loop(self.listener.run(stop)),
-            self._loop(self._heartbeats(stop)),
-            self._loop(
+            asyncio.create_task(self.listener.run(stop)),
+            asyncio.create_task(self._heartbeats(stop)),
+            asyncio.create_task(
                 Rescuer(
                     self.engine,
                     interval_seconds=self.engine_settings.rescue_interval_seconds,
@@ -262,8 +261,8 @@ class Worker:
                     on_rescue=self._rescued,
                 ).run(stop)
             ),
-            self._loop(Pruner(self.engine, self.engine_settings.retention).run(stop)),
-            self._loop(self.completer.run()),
+            asyncio.create_task(Pruner(self.engine, self.engine_settings.retention).run(stop)),
+            asyncio.create_task(self.completer.run()),
         ]
         try:
             await self._claim_loop(stop)
@@ -272,9 +271,6 @@ class Worker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-
-    def _loop(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return asyncio.create_task(coroutine)
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         trigger = "start"
@@ -319,8 +315,7 @@ class Worker:
             except ServiceUnavailable as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
             beat += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+            await wait_for_event(stop, interval)
 
     async def shutdown(self) -> None:
         """Stop claiming; running jobs get the grace period, then go back to PENDING unrun."""

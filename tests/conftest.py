@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -54,10 +57,29 @@ async def template_db(settings: Settings) -> str:
 async def database(settings: Settings, template_db: str) -> AsyncIterator[PostgresSettings]:
     """Settings pointing at a fresh database cloned from the template, dropped after the test."""
     name = f"conveyor_test_{uuid.uuid4().hex[:12]}"
-    await _admin(settings, lambda conn: admin.create_database(conn, name, template=template_db))
+    await clone_template(settings, name)
     yield settings.postgres.model_copy(update={"database": name, "pool_max_size": 20})
-    # A fresh connection: the test may have restarted PostgreSQL meanwhile.
+    await drop_database(settings, name)
+
+
+async def clone_template(settings: Settings, name: str) -> None:
+    """Create database ``name`` as a copy of the migrated template."""
+    await _admin(settings, lambda conn: admin.create_database(conn, name, template=TEMPLATE))
+
+
+async def drop_database(settings: Settings, name: str) -> None:
+    """Drop database ``name`` (over a fresh connection: a test may have restarted PostgreSQL meanwhile)."""
     await _admin(settings, lambda conn: admin.drop_database(conn, name))
+
+
+def stack(*args: str) -> None:
+    """`conveyor stack ...` as a user runs it (faults: stop and start a service)."""
+    subprocess.run([sys.executable, "-m", "conveyor", "stack", *args], check=True, capture_output=True)
+
+
+async def stack_async(*args: str) -> None:
+    """:func:`stack` without blocking the event loop (services under test keep heartbeating meanwhile)."""
+    await asyncio.to_thread(stack, *args)
 
 
 async def _admin(settings: Settings, action: Callable[[Connection], Awaitable[None]]) -> None:

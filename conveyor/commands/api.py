@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -20,6 +19,7 @@ from pipeline.api.context import ApiContext
 from pipeline.api.system import standard_checks
 from pipeline.cluster_metrics import ClusterMetrics, ClusterMetricsRefresher
 from pipeline.engine import Engine
+from pipeline.lifecycle import wait_for_event
 from pipeline.wakeup import WakeupListener, redis_client
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,5 @@ async def _relay(context: ApiContext, stop: asyncio.Event) -> None:
         await context.listener.event.wait()
         context.listener.event.clear()
         context.wakeups.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), WAKE_HOLD_SECONDS)
+        await wait_for_event(stop, WAKE_HOLD_SECONDS)
         context.wakeups.clear()

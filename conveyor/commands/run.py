@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import logging
 import os
@@ -26,6 +25,7 @@ from conveyor.samples import sample_uploads
 from conveyor.settings import Settings
 from conveyor.stack.manager import Stack, format_table
 from conveyor.stack.prometheus import Prometheus
+from pipeline.lifecycle import wait_for_event
 from pipeline.storage import object_exists, s3_client
 
 log = logging.getLogger("conveyor.run")
@@ -144,8 +144,7 @@ async def _supervise(children: list[Child], stop: asyncio.Event) -> None:
                 child.restarts += 1
                 log.warning("%s exited (code %s); restarting", child.name, child.process and child.process.returncode)
                 child.start()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), RESTART_BACKOFF_SECONDS)
+        await wait_for_event(stop, RESTART_BACKOFF_SECONDS)
     log.info("stopping: ingest, workers and API shut down gracefully")
     deadline = time.monotonic() + 60
     for child in children:

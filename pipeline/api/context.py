@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import Request
 from prometheus_client import CollectorRegistry
 
 from pipeline.engine import Engine
@@ -29,3 +30,9 @@ class ApiContext:
     replay: Replay | None = None
     listener: WakeupListener | None = None
     wakeups: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def context_of(request: Request) -> ApiContext:
+    """The context the app was created with (``create_app`` stores it on the app's state)."""
+    context: ApiContext = request.app.state.context
+    return context

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from typing import Annotated, Any
@@ -11,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from db.jobs import JobFilter, JobRow, JobStatus
-from pipeline.api.context import ApiContext
+from pipeline.api.context import ApiContext, context_of
 from pipeline.api.models import (
     Acquire,
     Complete,
@@ -28,6 +26,7 @@ from pipeline.api.models import (
 )  # fmt: skip
 from pipeline.dag import JobSpec
 from pipeline.engine import Failure
+from pipeline.lifecycle import wait_for_event
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -35,11 +34,6 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No job has that id"}}
 POLL_SECONDS = 0.25
-
-
-def _context(request: Request) -> ApiContext:
-    context: ApiContext = request.app.state.context
-    return context
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobCreated, responses=NOT_FOUND)
@@ -50,7 +44,7 @@ async def create_job(body: CreateJob, request: Request) -> JobCreated:
         timeout_ms=body.timeout_ms, depends_on=body.depends_on, run_at=body.run_at,
         idempotency_key=body.idempotency_key,
     )  # fmt: skip
-    job_id = await _context(request).engine.create(spec)
+    job_id = await context_of(request).engine.create(spec)
     return JobCreated(job_id=job_id)
 
 
@@ -68,7 +62,7 @@ async def list_jobs(
     """Newest first; pass ``nextBefore`` back as ``before`` for the next page."""
     where = JobFilter(status=JobStatus(status_) if status_ else None, job_type=job_type, source_bucket=bucket,
                       source_key=key, since=since)  # fmt: skip
-    jobs = await _context(request).engine.list_jobs(where, before=before, limit=limit)
+    jobs = await context_of(request).engine.list_jobs(where, before=before, limit=limit)
     return JobPage(jobs=[JobBody.of(j) for j in jobs], next_before=jobs[-1].id if len(jobs) == limit else None)
 
 
@@ -79,7 +73,7 @@ async def list_jobs(
 )
 async def acquire(body: Acquire, request: Request) -> JobBody | Response:
     """Claim one ready job for ``workerId``, waiting up to ``timeoutSeconds`` for one to become ready."""
-    context = _context(request)
+    context = context_of(request)
     deadline = time.monotonic() + body.timeout_seconds
     while True:
         jobs = await context.engine.claim(body.worker_id, job_types=body.job_types, limit=1)
@@ -88,13 +82,12 @@ async def acquire(body: Acquire, request: Request) -> JobBody | Response:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Response(status_code=status.HTTP_204_NO_CONTENT)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(context.wakeups.wait(), min(POLL_SECONDS, remaining))
+        await wait_for_event(context.wakeups, min(POLL_SECONDS, remaining))
 
 
 @router.get("/{job_id}", response_model=JobBody, responses=NOT_FOUND)
 async def get_job(job_id: uuid.UUID, request: Request) -> JobBody:
-    return JobBody.of(await _context(request).engine.get(job_id))
+    return JobBody.of(await context_of(request).engine.get(job_id))
 
 
 async def _held(context: ApiContext, job_id: uuid.UUID, worker_id: uuid.UUID | None) -> JobRow:
@@ -108,7 +101,7 @@ async def _held(context: ApiContext, job_id: uuid.UUID, worker_id: uuid.UUID | N
 
 @router.post("/{job_id}/complete", response_model=Outcome, responses={**CONFLICT, **NOT_FOUND})
 async def complete_job(job_id: uuid.UUID, body: Complete, request: Request) -> Outcome:
-    context = _context(request)
+    context = context_of(request)
     job = await _held(context, job_id, body.worker_id)
     if not await context.engine.complete(job, body.result):
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} was rescued or finished meanwhile")
@@ -118,7 +111,7 @@ async def complete_job(job_id: uuid.UUID, body: Complete, request: Request) -> O
 @router.post("/{job_id}/fail", response_model=Outcome, responses={**CONFLICT, **NOT_FOUND})
 async def fail_job(job_id: uuid.UUID, body: Fail, request: Request) -> Outcome:
     """Record a failed attempt: PENDING again (retry after backoff) or FAILED (out of retries, or not retryable)."""
-    context = _context(request)
+    context = context_of(request)
     job = await _held(context, job_id, body.worker_id)
     details = body.error.model_dump()
     failure = Failure(job, body.error.message, kind="error" if body.retryable else "permanent",
@@ -132,12 +125,12 @@ async def fail_job(job_id: uuid.UUID, body: Fail, request: Request) -> Outcome:
 @router.post("/{job_id}/cancel", response_model=Outcome, responses=NOT_FOUND)
 async def cancel_job(job_id: uuid.UUID, request: Request) -> Outcome:
     """Cancel at once, or (RUNNING) ask its worker to stop at the next heartbeat; descendants are cancelled."""
-    new_status = await _context(request).engine.cancel(job_id)
+    new_status = await context_of(request).engine.cancel(job_id)
     return Outcome(job_id=job_id, status=new_status.value)
 
 
 @router.post("/{job_id}/retry", response_model=Outcome, responses={**NOT_FOUND, 409: {"model": Problem}})
 async def retry_job(job_id: uuid.UUID, request: Request) -> Outcome:
     """Run a FAILED or CANCELLED job again (409 for any other status)."""
-    new_status = await _context(request).engine.retry(job_id)
+    new_status = await context_of(request).engine.retry(job_id)
     return Outcome(job_id=job_id, status=new_status.value)

@@ -10,7 +10,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from db import events as event_queries
 from db.connection import acquire
 from db.jobs import JobFilter
-from pipeline.api.context import ApiContext
+from pipeline.api.context import context_of
 from pipeline.api.models import (
     DeadLetterBody,
     JobBody,
@@ -39,11 +39,6 @@ router = APIRouter(prefix="/api", tags=["objects"])
 MAX_BIGINT = 2**63 - 1
 
 
-def _context(request: Request) -> ApiContext:
-    context: ApiContext = request.app.state.context
-    return context
-
-
 @router.get("/objects/{bucket}/{key:objectkey}", response_model=ObjectStory)
 async def object_story(
     bucket: Annotated[StorableText, Path(min_length=1, max_length=255)],
@@ -51,7 +46,7 @@ async def object_story(
     request: Request,
 ) -> ObjectStory:
     """Every recorded event of the object and every job they started, with statuses, results and errors."""
-    engine = _context(request).engine
+    engine = context_of(request).engine
     async with acquire(engine.pool) as conn:
         events = await event_queries.for_key(conn, bucket, key)
     jobs = await engine.list_jobs(JobFilter(source_bucket=bucket, source_key=key), limit=500)
@@ -71,7 +66,7 @@ async def dead_letters(
     before: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[DeadLetterBody]:
-    async with acquire(_context(request).engine.pool) as conn:
+    async with acquire(context_of(request).engine.pool) as conn:
         letters = await event_queries.list_dead_letters(conn, include_replayed=include_replayed, before=before,
                                                         limit=limit)  # fmt: skip
     return [DeadLetterBody.of(d) for d in letters]
@@ -84,7 +79,7 @@ async def dead_letters(
 )
 async def replay(letter_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)], request: Request) -> Replayed:
     """Send a dead letter through parsing and routing again (after fixing the rules)."""
-    context = _context(request)
+    context = context_of(request)
     if context.replay is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "dead-letter replay is not configured in this process")
     outcome = await context.replay(letter_id)

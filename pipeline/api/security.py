@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from pipeline.api.context import ApiContext
+from pipeline.api.context import context_of
 
 bearer = HTTPBearer(auto_error=False, description="A token from settings.api.tokens or settings.api.read_only_tokens")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -22,8 +22,7 @@ async def authorize(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> None:
     """401 without a known token; 403 when a read-only token tries to change something."""
-    context: ApiContext = request.app.state.context
-    settings = context.settings
+    settings = context_of(request).settings
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", {"WWW-Authenticate": "Bearer"})
     token = credentials.credentials

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from db import connection
 from db.connection import acquire
 from db.sql import QUERIES
-from pipeline.api.context import ApiContext, HealthCheck
+from pipeline.api.context import HealthCheck, context_of
 from pipeline.api.models import HealthBody, ServiceCheck
 from pipeline.engine import Engine
 from pipeline.settings import KafkaSettings, RedisSettings, S3Settings
@@ -27,7 +27,7 @@ CHECK_TIMEOUT_SECONDS = 2.0
 @router.get("/health", response_model=HealthBody, responses={503: {"model": HealthBody}})
 async def health(request: Request) -> JSONResponse:
     """healthy: every service up; degraded: an optional one down (200); unhealthy: a required one down (503)."""
-    context: ApiContext = request.app.state.context
+    context = context_of(request)
     names = list(context.checks)
     results = await asyncio.gather(*(_run(*context.checks[name]) for name in names))
     services = dict(zip(names, results, strict=True))
@@ -57,8 +57,7 @@ def _ms(started: float) -> float:
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(request: Request) -> Response:
-    context: ApiContext = request.app.state.context
-    return Response(generate_latest(context.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(context_of(request).registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def standard_checks(

@@ -22,12 +22,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from minio import Minio
 
+from bench.database import fresh_database
 from conveyor.settings import Settings
-from db import admin, connection
 from db.connection import connect
 from db.jobs import JobFilter, JobRow, list_jobs
 from pipeline.storage import s3_client
-from tests.conftest import TEMPLATE
+from tests.conftest import drop_database
 from tests.integration.api_server import free_port
 
 TOKEN = "e2e-token"
@@ -184,19 +184,12 @@ async def _park_group_at_end(settings: Settings, group: str) -> None:
         await consumer.stop()
 
 
-async def _database(settings: Settings, name: str, *, drop: bool = False) -> None:
-    conn = await connection.connect(settings.postgres)
-    try:
-        await (admin.drop_database(conn, name) if drop else admin.create_database(conn, name, template=TEMPLATE))
-    finally:
-        await conn.close()
-
-
 @contextmanager
 def running_system(settings: Settings, tmp: Path, **extra_env: str) -> Iterator[System]:
     run_id = uuid.uuid4().hex[:8]
     bucket, database, group = f"e2e-{run_id}", f"conveyor_e2e_{run_id}", f"e2e-{run_id}"
-    asyncio.run(_database(settings, database))
+    # Migrated from empty rather than cloned from the test template: `make bench` runs this without pytest.
+    asyncio.run(fresh_database(settings.postgres, database))
     asyncio.run(_park_group_at_end(settings, group))
     rules = tmp / "pipelines.toml"
     rules.write_text(PIPELINES)
@@ -224,7 +217,7 @@ def running_system(settings: Settings, tmp: Path, **extra_env: str) -> Iterator[
             process.wait(90)
         except subprocess.TimeoutExpired:
             process.kill()
-        asyncio.run(_database(settings, database, drop=True))
+        asyncio.run(drop_database(settings, database))
 
 
 def _wait_for_api(system: System) -> None:

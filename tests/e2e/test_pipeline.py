@@ -11,8 +11,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -27,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from conveyor.samples import png, zip_of
 from conveyor.settings import Settings
 from db.jobs import JobRow, JobStatus
+from tests.conftest import stack
 from tests.e2e.system import System, expected_steps, running_system
 
 pytestmark = pytest.mark.timeout(900)
@@ -137,10 +136,6 @@ def _publish(system: System, values: list[bytes]) -> None:
     asyncio.run(send())
 
 
-def _stack(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "conveyor", "stack", *args], check=True, capture_output=True)
-
-
 def test_faults_lose_and_duplicate_nothing(system: System) -> None:
     rng = random.Random(11)
     objects: dict[str, bytes | int] = {}
@@ -180,9 +175,9 @@ def test_faults_lose_and_duplicate_nothing(system: System) -> None:
 
 
 def _restart(service: str, down_seconds: float) -> None:
-    _stack("down", service)
+    stack("down", service)
     time.sleep(down_seconds)
-    _stack("up", service)
+    stack("up", service)
 
 
 def _kill(pids: list[int]) -> None:

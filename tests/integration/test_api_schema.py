@@ -13,31 +13,19 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
 from conveyor.settings import Settings
-from db import admin, connection
-from tests.conftest import TEMPLATE
+from tests.conftest import clone_template, drop_database
 from tests.integration.api_server import TOKEN, api_server
-
-
-async def _database(settings: Settings, name: str, *, drop: bool = False) -> None:
-    conn = await connection.connect(settings.postgres)
-    try:
-        if drop:
-            await admin.drop_database(conn, name)
-        else:
-            await admin.create_database(conn, name, template=TEMPLATE)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
 def api_schema(settings: Settings, template_db: str) -> Iterator[Any]:
     name = f"conveyor_schema_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_database(settings, name))
+    asyncio.run(clone_template(settings, name))
     try:
         with api_server(name) as server:
             yield schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     finally:
-        asyncio.run(_database(settings, name, drop=True))
+        asyncio.run(drop_database(settings, name))
 
 
 def test_every_operation_conforms_to_its_schema(api_schema: Any) -> None:

@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from conveyor.settings import Settings
 from db.settings import PostgresSettings
+from tests.conftest import stack_async
 from tests.events import minio_message
 from tests.integration.conftest import Topics, environment, publish, scoped_settings, wait_until
 from tests.integration.test_ingest import counts, running_ingestor
@@ -104,13 +105,13 @@ async def test_postgres_down_for_ten_seconds_holds_offsets_and_loses_nothing(
         consuming = asyncio.create_task(ingestor.run(done))
         producing = asyncio.create_task(_trickle(scoped, topics.events, messages, seconds=15))
         await asyncio.sleep(2)
-        await _stack("down", "postgres")
+        await stack_async("down", "postgres")
         try:
             held = await _committed(scoped, topics)
             await asyncio.sleep(10)
             assert await _committed(scoped, topics) == held, "offsets moved while PostgreSQL was down"
         finally:
-            await _stack("up", "postgres")
+            await stack_async("up", "postgres")
         await producing
         await wait_until(lambda: _at_least(database, 600), within=90, what="every event after PostgreSQL returned")
         done.set()
@@ -140,12 +141,6 @@ async def _committed(settings: Settings, topics: Topics) -> dict[TopicPartition,
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in offsets.items()}
-
-
-async def _stack(*args: str) -> None:
-    """`conveyor stack ...` without blocking the event loop (the ingestor under test keeps heartbeating)."""
-    argv = [sys.executable, "-m", "conveyor", "stack", *args]
-    await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True)
 
 
 async def _more_than(database: PostgresSettings, count: int) -> bool:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from urllib.parse import unquote_plus
 
 from minio import Minio
 
 from conveyor.settings import Settings
+from tests.conftest import stack
 from tests.integration.conftest import KafkaRecord, TopicReader, put_bytes
 
 AWKWARD = "deep/nested prefix/Q3 report+final (v2) 100% ünïcødé — 東京.csv"
@@ -43,21 +42,17 @@ async def test_upload_with_awkward_key_reaches_kafka(settings: Settings, s3: Min
     assert record["s3"]["object"]["size"] == 8
 
 
-def _stack(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "conveyor", "stack", *args], check=True, capture_output=True)
-
-
 async def test_queue_dir_delivers_events_published_while_kafka_was_down(
     settings: Settings, s3: Minio, events: TopicReader
 ) -> None:
     bucket = settings.s3.buckets[0]
     name = f"{uuid.uuid4().hex}/while kafka was down.txt"
-    _stack("down", "kafka")
+    stack("down", "kafka")
     try:
         # With MINIO_API_SYNC_EVENTS=on and a queue dir, the PUT succeeds once the event is on disk.
         await asyncio.wait_for(put_bytes(s3, bucket, name, b"queued"), timeout=30)
     finally:
-        _stack("up", "kafka")
+        stack("up", "kafka")
 
     records = await events.read_until(_for_key(bucket, name), within=60)  # type: ignore[arg-type]
 

@@ -32,6 +32,7 @@ from pipeline.settings import EngineSettings, WorkerSettings
 from pipeline.storage import s3_client
 from pipeline.wakeup import WakeupPublisher, redis_client
 from pipeline.worker import Worker
+from tests.conftest import stack_async
 from tests.integration.conftest import wait_until
 
 FAST = {
@@ -161,12 +162,12 @@ async def test_jobs_complete_while_redis_is_down_and_wakeups_resume_after(
     running = asyncio.create_task(worker.run(stop))
     try:
         await asyncio.wait_for(worker.listener.connected.wait(), 10)
-        await _stack("down", "redis")
+        await stack_async("down", "redis")
         try:
             await create(waking, 5, "test.noop")
             await wait_until(lambda: _count(waking, JobStatus.COMPLETED, 5), within=15, what="jobs done by polling")
         finally:
-            await _stack("up", "redis")
+            await stack_async("up", "redis")
         await asyncio.wait_for(worker.listener.connected.wait(), 15)
         woken = metrics.claims.labels("wakeup")._value.get()
         await create(waking, 1, "test.noop")
@@ -213,11 +214,6 @@ async def _count(engine: Engine, status: JobStatus, at_least: int) -> bool:
 async def _workers(engine: Engine) -> list[WorkerRow]:
     async with acquire(engine.pool) as conn:
         return await worker_queries.list_workers(conn, include_stopped=True)
-
-
-async def _stack(*args: str) -> None:
-    argv = [sys.executable, "-m", "conveyor", "stack", *args]
-    await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True)
 
 
 async def test_a_job_claimed_while_a_heartbeat_is_in_flight_is_not_taken_for_lost(
