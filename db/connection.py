@@ -21,6 +21,10 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 
 # Errors that mean "the server went away or refused us", as opposed to "the statement was wrong".
+# SQLSTATE classes that say "the server cannot serve you now", whatever the exact error: connection
+# exceptions (08), insufficient resources (53), operator intervention such as a shutdown (57), system
+# errors (58). Retrying later is right for all of them; a statement error is not one of these.
+_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
 _UNAVAILABLE = (
     OSError,
     asyncio.TimeoutError,
@@ -44,6 +48,8 @@ def translate_errors() -> Iterator[None]:
     except _UNAVAILABLE as exc:
         raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
     except asyncpg.PostgresError as exc:
+        if str(getattr(exc, "sqlstate", ""))[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
+            raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
         raise DatabaseError(f"PostgreSQL error: {exc}") from exc
 
 

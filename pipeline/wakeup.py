@@ -54,14 +54,23 @@ class WakeupPublisher:
         types, self._pending = self._pending, set()
         self._quiet_until = loop.time() + self._debounce
         message = ANY_TYPE if ANY_TYPE in types else ",".join(sorted(types))
-        try:
-            await self._client.publish(self._channel, message)
+        if await self._publish(message):
             self.sent += 1
-        except (TimeoutError, RedisError, OSError) as exc:
+        else:
             self.failed += 1
-            log.debug("wake-up not published (workers will poll): %s", exc)
         if self._pending:
             self._flusher = loop.create_task(self._flush())
+
+    async def _publish(self, message: str) -> bool:
+        # Two tries: after a Redis restart the first meets the pool's dead connection, the second a new one.
+        for attempt in (1, 2):
+            try:
+                await self._client.publish(self._channel, message)
+            except (TimeoutError, RedisError, OSError) as exc:
+                log.debug("wake-up not published (try %d; workers poll meanwhile): %s", attempt, exc)
+            else:
+                return True
+        return False
 
     async def close(self) -> None:
         """Send what is pending, then stop."""
