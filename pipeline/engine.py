@@ -18,6 +18,7 @@ from typing import Any
 from db import jobs as job_queries
 from db.connection import Connection, Pool, acquire
 from db.jobs import JobFilter, JobRow, JobStatus, NewJob
+from db.values import storable
 from pipeline.dag import JobSpec, SourceObject, inherited_priorities, topological_order
 from pipeline.errors import JobConflict, JobNotFound, UnknownParent
 from pipeline.ids import uuid7
@@ -256,7 +257,8 @@ class Engine:
             "kind": failure.kind,
             "message": failure.message,
         }
-        return {**(failure.details or {}), **entry}
+        # An error message may quote the very input PostgreSQL refuses (a NUL in a header...).
+        return storable({**(failure.details or {}), **entry})  # type: ignore[no-any-return]
 
     async def release(self, held: Sequence[JobRow], *, delay_seconds: float = 0.0) -> set[uuid.UUID]:
         """Give held jobs back without spending their attempt (shutdown, or a handler's "retry later").

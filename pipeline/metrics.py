@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from pipeline.supervision import task_failures_counter
+
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 
 
@@ -52,6 +54,7 @@ class WorkerMetrics:
             "conveyor_worker_last_heartbeat_timestamp_seconds", "When this process last heartbeat (Unix time).",
             registry=registry,
         )  # fmt: skip
+        self.task_failures = task_failures_counter(registry)
         self.claims = Counter(
             "conveyor_worker_claims_total", "Claim statements run, by what woke the claim loop.", ["trigger"],
             registry=registry,

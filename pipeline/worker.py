@@ -26,8 +26,9 @@ from redis.exceptions import RedisError
 
 from db import workers as worker_queries
 from db.connection import Connection, acquire
-from db.errors import ConfigurationError, ConveyorError, ServiceUnavailable
+from db.errors import ConfigurationError, ConveyorError, DatabaseError, ServiceUnavailable
 from db.jobs import JobRow
+from db.values import unstorable
 from db.workers import NewWorker
 from pipeline import health
 from pipeline.completer import Completer
@@ -38,11 +39,13 @@ from pipeline.metrics import WorkerMetrics
 from pipeline.rescuer import Rescuer, RescueReport
 from pipeline.retention import Pruner
 from pipeline.settings import EngineSettings, RedisSettings, WorkerSettings
+from pipeline.supervision import Supervisor
 from pipeline.wakeup import WakeupListener
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+_UNSTORABLE = "a NUL character, a lone surrogate or a non-finite number"
 
 
 @dataclass
@@ -78,7 +81,8 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.job_types = self._job_types()
         self.running: dict[uuid.UUID, Running] = {}
-        self.completer = Completer(engine, self._completed)
+        self.completer = Completer(engine, self._completed, self._refused)
+        self.supervisor = Supervisor(metrics.task_failures)
         self.listener = WakeupListener(redis, redis_settings, self.job_types)
         self.draining = False
         self._slot_freed = asyncio.Event()
@@ -109,7 +113,9 @@ class Worker:
     async def heartbeat_once(self, *, health_sample: bool = False) -> None:
         """Extend running jobs' leases (stopping those cancelled or lost), refresh liveness, maybe log health."""
         asked = list(self.running.values())
-        held = await self.engine.heartbeat([(r.job.id, r.job.attempts) for r in asked])
+        # Jobs whose result waits in the completer are still ours: their leases must outlive the write.
+        writing = [(job.id, job.attempts) for job in self.completer.held()]
+        held = await self.engine.heartbeat([(r.job.id, r.job.attempts) for r in asked] + writing)
         # Judge only the jobs we asked about: a job claimed while the heartbeat was in flight is not lost.
         for running in asked:
             if running.job.id not in held:
@@ -208,8 +214,17 @@ class Worker:
             return await self._fail(Failure(job, str(exc), kind="error", retryable=exc.retriable))
         except Exception as exc:  # noqa: BLE001 - any other handler error is retried under the policy
             return await self._fail(Failure(job, f"{type(exc).__name__}: {exc}", kind="error"))
+        if (where := unstorable(result)) is not None:
+            # Retrying would return the same result: fail now, saying why, instead of poisoning the writer.
+            message = f"the handler's result cannot be stored in PostgreSQL: {where} holds {_UNSTORABLE}"
+            return await self._fail(Failure(job, message, kind="permanent", retryable=False))
         self.completer.add(job, result)
         return "completed"
+
+    async def _refused(self, job: JobRow, error: DatabaseError) -> None:
+        """PostgreSQL refused this job's completion alone: fail the job permanently, saying why."""
+        await self._fail(Failure(job, f"the handler's result was refused by PostgreSQL: {error}",
+                                 kind="permanent", retryable=False))  # fmt: skip
 
     async def _fail(self, failure: Failure) -> str:
         status = await self.engine.fail(failure)
@@ -250,27 +265,23 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down gracefully."""
         await self.register()
-        background = [
-            asyncio.create_task(self.listener.run(stop)),
-            asyncio.create_task(self._heartbeats(stop)),
-            asyncio.create_task(
-                Rescuer(
-                    self.engine,
-                    interval_seconds=self.engine_settings.rescue_interval_seconds,
-                    worker_lost_after_seconds=self.engine_settings.worker_lost_after_seconds,
-                    on_rescue=self._rescued,
-                ).run(stop)
-            ),
-            asyncio.create_task(Pruner(self.engine, self.engine_settings.retention).run(stop)),
-            asyncio.create_task(self.completer.run()),
-        ]
+        rescuer = Rescuer(
+            self.engine,
+            interval_seconds=self.engine_settings.rescue_interval_seconds,
+            worker_lost_after_seconds=self.engine_settings.worker_lost_after_seconds,
+            on_rescue=self._rescued,
+        )
+        pruner = Pruner(self.engine, self.engine_settings.retention)
+        self.supervisor.start("wakeup_listener", lambda: self.listener.run(stop))
+        self.supervisor.start("heartbeat", lambda: self._heartbeats(stop))
+        self.supervisor.start("rescuer", lambda: rescuer.run(stop))
+        self.supervisor.start("retention", lambda: pruner.run(stop))
+        self.supervisor.start("completer", self.completer.run)
         try:
             await self._claim_loop(stop)
         finally:
             await self.shutdown()
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await self.supervisor.close()
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         trigger = "start"

@@ -121,6 +121,39 @@ def test_bad_input_ends_in_a_clear_queryable_state(system: System) -> None:
         assert reasons == {"unrouted": 1, "not_json": 1, "schema": 1}
 
 
+def test_poisoned_uploads_fail_their_own_jobs_and_every_later_upload_completes(system: System) -> None:
+    """Four CSVs whose header holds NUL used to disable every worker that claimed them (issue: reliability)."""
+    poisoned: dict[str, bytes | int] = {f"poison/bad {i}.csv": b"id,na\x00me\n1,\x002\n" for i in range(4)}
+    system.upload_many(poisoned)
+    first = by_key(system.wait_until_settled(set(poisoned), within=120))
+    poison_workers = set()
+    for key in poisoned:
+        profile = first[key]["profile"]
+        assert profile.status is JobStatus.FAILED and profile.attempts == 1, (key, profile.errors)
+        (error,) = profile.errors
+        assert error["kind"] == "permanent" and "cannot be stored in PostgreSQL" in error["message"], error
+        assert first[key]["checksum"].status is JobStatus.COMPLETED, "the upload's other jobs are undisturbed"
+        poison_workers.add(str(profile.worker_id))
+    with system.http() as http:
+        before = {w["workerId"]: w for w in http.get("/api/workers").json()}
+
+    ordinary: dict[str, bytes | int] = {f"poison/after {i}.csv": b"id,name\n%d,ok\n" % i for i in range(40)}
+    system.upload_many(ordinary)
+    jobs = system.wait_until_settled(set(ordinary), within=120)
+    later = [j for j in jobs if str(j.source_key) in ordinary]
+    assert {j.status for j in later} == {JobStatus.COMPLETED}, Counter(j.status for j in later)
+    assert not [e for j in jobs for e in j.errors if e["kind"] == "worker_lost"], "no worker was disabled"
+    deadline, completed = time.monotonic() + 10, 0
+    while completed == 0 and time.monotonic() < deadline:  # the counters arrive with the next heartbeat
+        time.sleep(0.5)
+        with system.http() as http:
+            after = {w["workerId"]: w for w in http.get("/api/workers").json()}
+        completed = sum(after[w]["jobsCompleted"] - before[w]["jobsCompleted"] for w in poison_workers)
+    assert completed > 0, "the same worker processes completed later uploads"
+    for worker in poison_workers:
+        assert after[worker]["status"] == "ACTIVE", "the worker that met the poison is alive and working"
+
+
 def _publish(system: System, values: list[bytes]) -> None:
     import asyncio
 

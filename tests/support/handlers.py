@@ -36,6 +36,13 @@ async def sleep(ctx: JobContext) -> dict[str, Any]:
     return {"slept": ctx.params.get("seconds", 1)}
 
 
+async def poison(ctx: JobContext) -> dict[str, Any]:
+    """A result PostgreSQL's jsonb refuses: a key and a value holding NUL (as a CSV header with NUL gives)."""
+    _record(ctx, "done")
+    return {"header": ["id", "na\x00me"], "nulls": {"na\x00me": 0}}
+
+
 def register(registry: HandlerRegistry) -> None:
     registry.register("test.noop", noop)
     registry.register("test.sleep", sleep)
+    registry.register("test.poison", poison)
