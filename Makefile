@@ -6,13 +6,23 @@ PY := $(VENV)/bin/python
 CONVEYOR := $(VENV)/bin/conveyor
 PYTEST_ARGS ?=
 
-.PHONY: install stack run test test-only lint format bench down clean
+.PHONY: install stack run test test-only lint format bench down clean FORCE
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# The editable install is strict: a tree of links to exactly the files a wheel would hold, so the checkout
+# imports what users install. A file added or removed needs a new tree: the install depends on the list
+# of the package's files, rewritten only when that list changes.
+PACKAGE_DIRS := cli api ingest pipeline db deploy
+LAYOUT := $(VENV)/.layout
+
+$(LAYOUT): FORCE
+	@mkdir -p $(VENV); find $(PACKAGE_DIRS) -type f -not -path '*/__pycache__/*' | sort > $@.new; \
+	if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(VENV)/.installed: pyproject.toml constraints.txt $(LAYOUT)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "conveyor needs Python >= 3.11")'
-	$(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]' --config-settings editable_mode=strict
 	touch $@
 
 install: $(VENV)/.installed
@@ -70,4 +80,4 @@ down: install
 	$(CONVEYOR) stack down
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from db import admin, connection, migrate
-from db.settings import PostgresSettings
+from conveyor.db import admin, connection, migrate
+from conveyor.db.settings import PostgresSettings
 
 
 async def fresh_database(settings: PostgresSettings, name: str, *, migrated: bool = True) -> PostgresSettings:

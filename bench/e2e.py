@@ -21,10 +21,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from conveyor.db import events as event_queries
+from conveyor.db.connection import connect
+from conveyor.db.jobs import JobRow
 from conveyor.settings import Settings
-from db import events as event_queries
-from db.connection import connect
-from db.jobs import JobRow
 from tests.e2e.system import System, running_system
 
 OUT = Path(__file__).parent

@@ -21,11 +21,11 @@ from prometheus_client import CollectorRegistry
 
 from bench.database import fresh_database
 from conveyor import runtime
+from conveyor.ingest.consumer import Ingestor
+from conveyor.ingest.metrics import IngestMetrics
+from conveyor.ingest.routing import parse_rules
+from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
-from ingest.consumer import Ingestor
-from ingest.metrics import IngestMetrics
-from ingest.routing import parse_rules
-from pipeline.storage import s3_client
 
 TWO_JOBS = """
 [[pipeline]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.handlers.base import HandlerRegistry, JobContext
+from conveyor.pipeline.handlers.base import HandlerRegistry, JobContext
 
 
 async def noop(ctx: JobContext) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline.settings import RedisSettings
+from conveyor.pipeline.engine.settings import RedisSettings
 
 PEERS = Path(__file__).parent / "peers"
 #: One virtualenv per peer (their Redis client pins conflict): .venv-bench/<peer>, made by `make bench`.

@@ -16,15 +16,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.database import fresh_database
+from conveyor.db import connection
+from conveyor.db.connection import acquire
+from conveyor.db.jobs import JobStatus
+from conveyor.db.sql import parse
+from conveyor.pipeline.engine.dag import JobSpec, SourceObject
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.storage.client import s3_client
+from conveyor.pipeline.worker.health import rss_bytes
 from conveyor.settings import Settings
-from db import connection
-from db.connection import acquire
-from db.jobs import JobStatus
-from db.sql import parse
-from pipeline.dag import JobSpec, SourceObject
-from pipeline.engine import Engine
-from pipeline.health import rss_bytes
-from pipeline.storage import s3_client
 
 SQL = parse((Path(__file__).parent / "bare.sql").read_text(), origin="bench/bare.sql")
 

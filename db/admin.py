@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from db.connection import Connection, translate_errors
-from db.sql import QUERIES
+from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.sql import QUERIES
 
 
 async def create_database(conn: Connection, name: str, *, template: str) -> None:

@@ -13,9 +13,9 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from db.errors import DatabaseError, DatabaseUnavailable, UniqueViolation
-from db.settings import PostgresSettings
-from db.sql import QUERIES
+from conveyor.db.errors import DatabaseError, DatabaseUnavailable, UniqueViolation
+from conveyor.db.settings import PostgresSettings
+from conveyor.db.sql import QUERIES
 
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"

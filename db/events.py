@@ -9,8 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from db.connection import Connection, translate_errors
-from db.sql import QUERIES
+from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.sql import QUERIES
 
 #: (bucket, key, version id, event name, sequencer): what makes two notifications the same event.
 Identity = tuple[str, str, str, str, str]

@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from db.connection import Connection, translate_errors
-from db.sql import QUERIES
+from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.sql import QUERIES
 
 
 class JobStatus(StrEnum):

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from db.connection import Connection, translate_errors
-from db.errors import MigrationError
-from db.sql import QUERIES
+from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.errors import MigrationError
+from conveyor.db.sql import QUERIES
 
 # An arbitrary constant shared by every conveyor process: the advisory lock that serialises migrations.
 MIGRATION_LOCK_KEY = 0x636F6E76  # "conv"
@@ -38,7 +38,7 @@ class Migration:
 def available() -> list[Migration]:
     """The migrations shipped with conveyor, in version order; raises on gaps or malformed names."""
     found = []
-    for file in resources.files("db.migrations").iterdir():
+    for file in resources.files("conveyor.db.migrations").iterdir():
         match = _FILE_NAME.match(file.name)
         if match:
             found.append(Migration(int(match[1]), match[2], file.read_text("utf-8")))
@@ -80,4 +80,4 @@ def _is_pending(migration: Migration, applied: dict[int, str]) -> bool:
 
 def reference_schema() -> str:
     """``db/schema.sql``: the whole current schema in one file, for readers and the migration test."""
-    return resources.files("db").joinpath("schema.sql").read_text("utf-8")
+    return resources.files("conveyor.db").joinpath("schema.sql").read_text("utf-8")

@@ -42,7 +42,7 @@ def _strip_comments(statement: str) -> str:
 def load_queries() -> dict[str, LiteralString]:
     """Every named statement of every ``db/queries/*.sql`` file; names are unique across files."""
     queries: dict[str, LiteralString] = {}
-    for file in sorted(resources.files("db.queries").iterdir(), key=lambda f: f.name):
+    for file in sorted(resources.files("conveyor.db.queries").iterdir(), key=lambda f: f.name):
         if not file.name.endswith(".sql"):
             continue
         for name, statement in parse(file.read_text("utf-8"), origin=file.name).items():

@@ -10,8 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from db.connection import Connection, translate_errors
-from db.sql import QUERIES
+from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.sql import QUERIES
 
 
 @dataclass(frozen=True, kw_only=True)

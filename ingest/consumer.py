@@ -28,20 +28,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from db import events as event_queries
-from db.connection import acquire
-from db.errors import DatabaseError, ServiceUnavailable
-from db.events import NewDeadLetter
-from ingest import deadletters
-from ingest.errors import BadEvent
-from ingest.events import parse_message
-from ingest.metrics import IngestMetrics
-from ingest.routing import RoutedEvent, RoutingRules, route
-from ingest.settings import IngestSettings
-from ingest.store import Positioned, StoreResult, store_events
-from pipeline.engine import Engine
-from pipeline.lifecycle import wait_for_event
-from pipeline.settings import KafkaSettings
+from conveyor.db import events as event_queries
+from conveyor.db.connection import acquire
+from conveyor.db.errors import DatabaseError, ServiceUnavailable
+from conveyor.db.events import NewDeadLetter
+from conveyor.ingest import deadletters
+from conveyor.ingest.errors import BadEvent
+from conveyor.ingest.events import parse_message
+from conveyor.ingest.metrics import IngestMetrics
+from conveyor.ingest.routing import RoutedEvent, RoutingRules, route
+from conveyor.ingest.settings import IngestSettings, KafkaSettings
+from conveyor.ingest.store import Positioned, StoreResult, store_events
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.lifecycle.waiting import wait_for_event
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
-from db import events as event_queries
-from db.connection import acquire
-from db.events import DeadLetterRow, NewDeadLetter
-from ingest.errors import BadEvent
-from ingest.events import KeyEncoding, parse_message
-from ingest.routing import RoutedEvent, RoutingRules, route
-from ingest.store import Positioned, store_events
-from pipeline.engine import Engine
+from conveyor.db import events as event_queries
+from conveyor.db.connection import acquire
+from conveyor.db.events import DeadLetterRow, NewDeadLetter
+from conveyor.ingest.errors import BadEvent
+from conveyor.ingest.events import KeyEncoding, parse_message
+from conveyor.ingest.routing import RoutedEvent, RoutingRules, route
+from conveyor.ingest.store import Positioned, store_events
+from conveyor.pipeline.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 

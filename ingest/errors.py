@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from db.errors import ConveyorError
+from conveyor.db.errors import ConveyorError
 
 
 class BadEvent(ConveyorError):

@@ -20,8 +20,8 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from db.values import unstorable
-from ingest.errors import BadEvent
+from conveyor.db.values import unstorable
+from conveyor.ingest.errors import BadEvent
 
 KeyEncoding = Literal["auto", "url", "raw"]
 #: versitygw marks its records with this configuration id (and sends keys raw).

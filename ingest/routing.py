@@ -28,11 +28,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ingest.errors import BadEvent, RoutingError
-from ingest.events import UploadEvent
-from pipeline.dag import JobSpec, SourceObject, topological_order
-from pipeline.errors import InvalidDag
-from pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
+from conveyor.ingest.errors import BadEvent, RoutingError
+from conveyor.ingest.events import UploadEvent
+from conveyor.pipeline.engine.dag import JobSpec, SourceObject, topological_order
+from conveyor.pipeline.engine.errors import InvalidDag
+from conveyor.pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
 
 
 class _Strict(BaseModel):
@@ -184,7 +184,7 @@ def _lineage_depth(event: UploadEvent) -> int:
 def load_rules(path: Path | None) -> RoutingRules:
     """Read and validate a pipelines file (the shipped default when ``path`` is None)."""
     try:
-        text = path.read_text() if path else resources.files("ingest").joinpath("pipelines.toml").read_text()
+        text = path.read_text() if path else resources.files("conveyor.ingest").joinpath("pipelines.toml").read_text()
         return parse_rules(text)
     except OSError as exc:
         raise RoutingError(f"cannot read pipelines file {path}: {exc}") from None

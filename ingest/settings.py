@@ -1,11 +1,13 @@
-"""The ``ingest`` section of conveyor's settings (environment: ``CONVEYOR_INGEST__*``)."""
+"""The ``ingest`` and ``kafka`` settings sections (environment: ``CONVEYOR_INGEST__*``, ``CONVEYOR_KAFKA__*``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+KAFKA_DEFAULT_PORT = 19092
 
 
 class IngestSettings(BaseModel):
@@ -24,3 +26,25 @@ class IngestSettings(BaseModel):
     #: How plain S3 records (no MinIO wrapper) encode keys: "url" (AWS), "raw" (versitygw), or "auto"
     #: (raw for versitygw's records, URL-decoded otherwise). MinIO's records always use its raw Key.
     plain_key_encoding: Literal["auto", "url", "raw"] = "auto"
+
+
+class KafkaSettings(BaseModel):
+    """The Kafka cluster and the topics conveyor reads and writes."""
+
+    bootstrap_servers: str = f"127.0.0.1:{KAFKA_DEFAULT_PORT}"
+    events_topic: str = "conveyor.events"
+    dead_letter_topic: str = "conveyor.events.dlq"
+    events_partitions: int = Field(4, ge=1)
+    dead_letter_partitions: int = Field(1, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    client_id: str = "conveyor"
+    request_timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return value

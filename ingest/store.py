@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from db import events as event_queries
-from db.connection import Connection
-from db.events import NewObjectEvent
-from ingest.routing import RoutedEvent
-from pipeline.engine import Engine
+from conveyor.db import events as event_queries
+from conveyor.db.connection import Connection
+from conveyor.db.events import NewObjectEvent
+from conveyor.ingest.routing import RoutedEvent
+from conveyor.pipeline.engine.engine import Engine
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from conveyor import settings as settings_module
+from conveyor.db import admin, connection, migrate
+from conveyor.db.connection import Connection, Pool
+from conveyor.db.settings import PostgresSettings
 from conveyor.settings import Settings
-from db import admin, connection, migrate
-from db.connection import Connection, Pool
-from db.settings import PostgresSettings
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pipeline.handlers.archive import archive_extract
-from pipeline.handlers.base import HandlerRegistry, JobContext, PermanentFailure, RetryLater
-from pipeline.handlers.checksum import checksum
-from pipeline.handlers.csv_profile import csv_profile
-from pipeline.handlers.inspect import inspect
-from pipeline.handlers.jsonl_validate import jsonl_validate
-from pipeline.handlers.objects import object_copy, object_move
+from conveyor.pipeline.handlers.archive import archive_extract
+from conveyor.pipeline.handlers.base import HandlerRegistry, JobContext, PermanentFailure, RetryLater
+from conveyor.pipeline.handlers.checksum import checksum
+from conveyor.pipeline.handlers.csv_profile import csv_profile
+from conveyor.pipeline.handlers.inspect import inspect
+from conveyor.pipeline.handlers.jsonl_validate import jsonl_validate
+from conveyor.pipeline.handlers.objects import object_copy, object_move
 
 __all__ = ["HandlerRegistry", "JobContext", "PermanentFailure", "RetryLater", "builtin_handlers"]
 

@@ -20,9 +20,9 @@ from typing import IO, Any
 
 from minio.deleteobjects import DeleteObject
 
-from pipeline.handlers.base import JobContext, PermanentFailure
-from pipeline.handlers.inspect import sniff
-from pipeline.storage import RangeReader, StreamReader, iter_object, translate_s3_errors
+from conveyor.pipeline.handlers.base import JobContext, PermanentFailure
+from conveyor.pipeline.handlers.inspect import sniff
+from conveyor.pipeline.storage.client import RangeReader, StreamReader, iter_object, translate_s3_errors
 
 PART_BYTES = 16 << 20
 DEFAULTS = {"output_prefix": "extracted/", "max_members": 10_000, "max_expanded_bytes": 1 << 30}

@@ -16,11 +16,11 @@ from typing import Any, Protocol, TypeVar
 
 from minio import Minio
 
-from db.errors import ConfigurationError
-from db.jobs import JobRow
-from pipeline.dag import SourceObject
-from pipeline.engine import Engine
-from pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
+from conveyor.db.errors import ConfigurationError
+from conveyor.db.jobs import JobRow
+from conveyor.pipeline.engine.dag import SourceObject
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
 
 T = TypeVar("T")
 

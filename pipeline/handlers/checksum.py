@@ -11,8 +11,8 @@ import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from pipeline.handlers.base import JobContext, PermanentFailure
-from pipeline.storage import CHUNK_BYTES, translate_s3_errors
+from conveyor.pipeline.handlers.base import JobContext, PermanentFailure
+from conveyor.pipeline.storage.client import CHUNK_BYTES, translate_s3_errors
 
 
 async def checksum(ctx: JobContext) -> dict[str, Any]:

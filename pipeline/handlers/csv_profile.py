@@ -10,8 +10,8 @@ import csv
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.handlers.base import JobContext
-from pipeline.handlers.textfile import CHECKPOINT_EVERY_BYTES, Lines, max_invalid, resume
+from conveyor.pipeline.handlers.base import JobContext
+from conveyor.pipeline.handlers.textfile import CHECKPOINT_EVERY_BYTES, Lines, max_invalid, resume
 
 NULLS = frozenset({"", "null", "na", "n/a", "none"})
 

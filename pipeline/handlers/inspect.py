@@ -7,8 +7,8 @@ import mimetypes
 from pathlib import PurePosixPath
 from typing import Any
 
-from pipeline.handlers.base import JobContext
-from pipeline.storage import translate_s3_errors
+from conveyor.pipeline.handlers.base import JobContext
+from conveyor.pipeline.storage.client import translate_s3_errors
 
 SNIFF_BYTES = 8192
 

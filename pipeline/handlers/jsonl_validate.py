@@ -9,8 +9,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.handlers.base import JobContext
-from pipeline.handlers.textfile import CHECKPOINT_EVERY_BYTES, Lines, max_invalid, resume
+from conveyor.pipeline.handlers.base import JobContext
+from conveyor.pipeline.handlers.textfile import CHECKPOINT_EVERY_BYTES, Lines, max_invalid, resume
 
 MAX_DISTINCT_KEYS = 1000
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from minio.commonconfig import REPLACE, CopySource, Tags
 
-from pipeline.handlers.base import JobContext, PermanentFailure
-from pipeline.storage import translate_s3_errors
+from conveyor.pipeline.handlers.base import JobContext, PermanentFailure
+from conveyor.pipeline.storage.client import translate_s3_errors
 
 
 async def object_copy(ctx: JobContext) -> dict[str, Any]:

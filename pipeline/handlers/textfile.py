@@ -9,8 +9,8 @@ import io
 from collections.abc import Iterator
 from typing import Any, Protocol, TypeVar
 
-from pipeline.handlers.base import JobContext
-from pipeline.storage import StreamReader, iter_object
+from conveyor.pipeline.handlers.base import JobContext
+from conveyor.pipeline.storage.client import StreamReader, iter_object
 
 #: Save progress every this many bytes, so a retry of a large file loses at most this much work.
 CHECKPOINT_EVERY_BYTES = 32 << 20

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from db.connection import Pool
-from pipeline.engine import Engine
-from pipeline.retry import RetryPolicies, RetryPolicy
+from conveyor.db.connection import Pool
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine.retry import RetryPolicies, RetryPolicy
 
 
 class FakeClock:

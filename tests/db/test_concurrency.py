@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from collections import Counter
 
-from db.jobs import JobFilter, JobStatus
-from pipeline.dag import JobSpec
-from pipeline.engine import Engine
+from conveyor.db.jobs import JobFilter, JobStatus
+from conveyor.pipeline.engine.dag import JobSpec
+from conveyor.pipeline.engine.engine import Engine
 
 JOBS = 10_000
 CLAIMERS = 8

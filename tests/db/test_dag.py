@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from db.jobs import JobRow, JobStatus
-from pipeline.dag import JobSpec
-from pipeline.engine import Engine, Failure
-from pipeline.errors import DependencyCycle, InvalidDag, UnknownParent
+from conveyor.db.jobs import JobRow, JobStatus
+from conveyor.pipeline.engine.dag import JobSpec
+from conveyor.pipeline.engine.engine import Engine, Failure
+from conveyor.pipeline.engine.errors import DependencyCycle, InvalidDag, UnknownParent
 
 WORKER = uuid.uuid4()
 

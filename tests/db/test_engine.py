@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from db.jobs import JobStatus
-from pipeline.dag import JobSpec
-from pipeline.engine import Engine, Failure
-from pipeline.errors import JobConflict, JobNotFound
-from pipeline.rescuer import Rescuer
+from conveyor.db.jobs import JobStatus
+from conveyor.pipeline.engine.dag import JobSpec
+from conveyor.pipeline.engine.engine import Engine, Failure
+from conveyor.pipeline.engine.errors import JobConflict, JobNotFound
+from conveyor.pipeline.maintenance.rescuer import Rescuer
 from tests.db.conftest import FakeClock
 
 WORKER = uuid.uuid4()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from db.jobs import JobStatus
-from pipeline.dag import JobSpec
-from pipeline.engine import Engine, Failure
-from pipeline.retention import Pruner
-from pipeline.settings import RetentionSettings
+from conveyor.db.jobs import JobStatus
+from conveyor.pipeline.engine.dag import JobSpec
+from conveyor.pipeline.engine.engine import Engine, Failure
+from conveyor.pipeline.engine.settings import RetentionSettings
+from conveyor.pipeline.maintenance.retention import Pruner
 from tests.db.conftest import FakeClock
 
 WORKER = uuid.uuid4()
@@ -44,8 +44,8 @@ async def test_a_finished_parent_is_kept_while_its_children_are_live(engine: Eng
 
 
 async def test_queue_depth_counts_live_jobs_by_status_and_type(engine: Engine, clock: FakeClock) -> None:
-    from db import jobs as job_queries
-    from db.connection import acquire
+    from conveyor.db import jobs as job_queries
+    from conveyor.db.connection import acquire
 
     await engine.create_dag([JobSpec(job_type="a") for _ in range(3)] + [JobSpec(job_type="b")])
     await engine.claim(WORKER, job_types=["b"])

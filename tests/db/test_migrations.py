@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from conveyor.db import admin, connection, migrate
+from conveyor.db.connection import Connection
+from conveyor.db.errors import MigrationError
+from conveyor.db.settings import PostgresSettings
+from conveyor.db.sql import QUERIES
 from conveyor.settings import Settings
-from db import admin, connection, migrate
-from db.connection import Connection
-from db.errors import MigrationError
-from db.settings import PostgresSettings
-from db.sql import QUERIES
 
 
 @pytest.fixture

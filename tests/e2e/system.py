@@ -23,10 +23,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from minio import Minio
 
 from bench.database import fresh_database
+from conveyor.db.connection import connect
+from conveyor.db.jobs import JobFilter, JobRow, list_jobs
+from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
-from db.connection import connect
-from db.jobs import JobFilter, JobRow, list_jobs
-from pipeline.storage import s3_client
 from tests.conftest import drop_database
 from tests.integration.api_server import free_port
 

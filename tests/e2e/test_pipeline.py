@@ -22,9 +22,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from conveyor.db.jobs import JobRow, JobStatus
 from conveyor.samples import png, zip_of
 from conveyor.settings import Settings
-from db.jobs import JobRow, JobStatus
 from tests.conftest import stack
 from tests.e2e.system import System, expected_steps, running_system
 

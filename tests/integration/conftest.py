@@ -18,14 +18,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from minio import Minio
 
+from conveyor.db.connection import Pool
+from conveyor.db.settings import PostgresSettings
+from conveyor.pipeline.engine.dag import JobSpec, SourceObject
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.handlers import builtin_handlers
+from conveyor.pipeline.handlers.base import JobContext
+from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
-from db.connection import Pool
-from db.settings import PostgresSettings
-from pipeline.dag import JobSpec, SourceObject
-from pipeline.engine import Engine
-from pipeline.handlers import builtin_handlers
-from pipeline.handlers.base import JobContext
-from pipeline.storage import s3_client
 
 
 @dataclass

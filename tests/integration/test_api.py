@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from conveyor.db.settings import PostgresSettings
 from conveyor.settings import Settings
-from db.settings import PostgresSettings
 from tests.integration.api_server import READ_ONLY, ApiServer, api_server
 
 
@@ -191,13 +191,13 @@ UNROUTED = b""
 async def _seed_object_and_letter(database: PostgresSettings) -> None:
     """One routed upload (with its jobs) and one dead letter, as the ingestor would have stored them."""
     global UNROUTED
-    from db import events as event_queries
-    from db.connection import connect
-    from db.events import NewDeadLetter
-    from ingest.events import parse_message
-    from ingest.routing import load_rules, route
-    from ingest.store import Positioned, store_events
-    from pipeline.engine import Engine
+    from conveyor.db import events as event_queries
+    from conveyor.db.connection import connect
+    from conveyor.db.events import NewDeadLetter
+    from conveyor.ingest.events import parse_message
+    from conveyor.ingest.routing import load_rules, route
+    from conveyor.ingest.store import Positioned, store_events
+    from conveyor.pipeline.engine.engine import Engine
     from tests.events import minio_message
 
     conn = await connect(database)

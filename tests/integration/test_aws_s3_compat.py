@@ -9,9 +9,9 @@ import pytest
 from minio import Minio
 from moto.server import ThreadedMotoServer
 
-from pipeline.engine import Engine
-from pipeline.settings import S3Settings
-from pipeline.storage import s3_client
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.storage.client import s3_client
+from conveyor.pipeline.storage.settings import S3Settings
 from tests.integration import samples
 from tests.integration.conftest import put_bytes, run_handler
 

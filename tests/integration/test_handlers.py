@@ -11,10 +11,10 @@ import uuid
 import pytest
 from minio import Minio
 
-from db.jobs import JobFilter
-from pipeline.engine import Engine
-from pipeline.handlers.base import JobContext, PermanentFailure
-from pipeline.storage import object_exists
+from conveyor.db.jobs import JobFilter
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.handlers.base import JobContext, PermanentFailure
+from conveyor.pipeline.storage.client import object_exists
 from tests.integration import samples
 from tests.integration.conftest import put_bytes, run_handler
 
@@ -138,7 +138,7 @@ async def test_copy_and_move(engine: Engine, s3: Minio, scratch_bucket: str) -> 
 async def test_csv_profile_resumes_from_its_checkpoint_with_the_same_totals(
     engine: Engine, s3: Minio, scratch_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    csv_profile = importlib.import_module("pipeline.handlers.csv_profile")  # the module, not the handler
+    csv_profile = importlib.import_module("conveyor.pipeline.handlers.csv_profile")  # the module, not the handler
     monkeypatch.setattr(csv_profile, "CHECKPOINT_EVERY_BYTES", 4096)
     rows = b"".join(b'%d,"name %d",%s\n' % (i, i, b"" if i % 7 else b"x") for i in range(20_000))
     await put_bytes(s3, scratch_bucket, "resume/big.csv", b"id,name,flag\n" + rows + b"1,2\n")

@@ -12,17 +12,17 @@ from minio import Minio
 from prometheus_client import CollectorRegistry
 
 from conveyor import runtime
+from conveyor.db import events as event_queries
+from conveyor.db import jobs as job_queries
+from conveyor.db.connection import connect
+from conveyor.db.jobs import JobFilter
+from conveyor.db.settings import PostgresSettings
+from conveyor.ingest import deadletters
+from conveyor.ingest.consumer import Ingestor
+from conveyor.ingest.metrics import IngestMetrics
+from conveyor.ingest.routing import RoutingRules, load_rules, parse_rules
+from conveyor.pipeline.engine.engine import Engine
 from conveyor.settings import Settings
-from db import events as event_queries
-from db import jobs as job_queries
-from db.connection import connect
-from db.jobs import JobFilter
-from db.settings import PostgresSettings
-from ingest import deadletters
-from ingest.consumer import Ingestor
-from ingest.metrics import IngestMetrics
-from ingest.routing import RoutingRules, load_rules, parse_rules
-from pipeline.engine import Engine
 from tests.events import minio_message
 from tests.integration.conftest import Topics, publish, put_bytes, scoped_settings, wait_until
 

@@ -12,8 +12,8 @@ from collections import Counter
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from conveyor.db.settings import PostgresSettings
 from conveyor.settings import Settings
-from db.settings import PostgresSettings
 from tests.conftest import stack_async
 from tests.events import minio_message
 from tests.integration.conftest import Topics, environment, publish, scoped_settings, wait_until

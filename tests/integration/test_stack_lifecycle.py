@@ -20,9 +20,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from conveyor import settings as settings_module
-from db.connection import connect
-from db.jobs import JobFilter, list_jobs
-from pipeline.storage import s3_client
+from conveyor.db.connection import connect
+from conveyor.db.jobs import JobFilter, list_jobs
+from conveyor.pipeline.storage.client import s3_client
 from tests.integration.conftest import put_bytes
 from tests.integration.test_ingest import running_ingestor
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from conveyor.pipeline.engine.settings import RedisSettings
+from conveyor.pipeline.engine.wakeup import WakeupListener, WakeupPublisher, redis_client
 from conveyor.settings import Settings
-from pipeline.settings import RedisSettings
-from pipeline.wakeup import WakeupListener, WakeupPublisher, redis_client
 
 
 async def test_listener_wakes_for_its_types_only(settings: Settings) -> None:

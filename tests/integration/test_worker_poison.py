@@ -9,15 +9,16 @@ from typing import Any
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from conveyor.db.errors import DatabaseError
+from conveyor.db.jobs import JobRow, JobStatus
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine.settings import EngineSettings
+from conveyor.pipeline.storage.client import s3_client
+from conveyor.pipeline.worker.completer import Completer
+from conveyor.pipeline.worker.metrics import WorkerMetrics
+from conveyor.pipeline.worker.settings import WorkerSettings
+from conveyor.pipeline.worker.worker import Worker
 from conveyor.settings import Settings
-from db.errors import DatabaseError
-from db.jobs import JobRow, JobStatus
-from pipeline.completer import Completer
-from pipeline.engine import Engine
-from pipeline.metrics import WorkerMetrics
-from pipeline.settings import EngineSettings, WorkerSettings
-from pipeline.storage import s3_client
-from pipeline.worker import Worker
 from tests.integration.conftest import wait_until
 from tests.integration.test_worker_processes import create, registry_with_test_handlers
 

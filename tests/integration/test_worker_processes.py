@@ -16,22 +16,23 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from conveyor.db import workers as worker_queries
+from conveyor.db.connection import acquire
+from conveyor.db.jobs import JobFilter, JobRow, JobStatus
+from conveyor.db.settings import PostgresSettings
+from conveyor.db.workers import WorkerRow
+from conveyor.pipeline.engine.dag import JobSpec
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine.settings import EngineSettings
+from conveyor.pipeline.engine.wakeup import WakeupPublisher, redis_client
+from conveyor.pipeline.handlers import builtin_handlers
+from conveyor.pipeline.handlers.base import HandlerRegistry
+from conveyor.pipeline.storage.client import s3_client
+from conveyor.pipeline.worker.autoscale import AutoscaleMetrics, Autoscaler, Bounds
+from conveyor.pipeline.worker.metrics import WorkerMetrics
+from conveyor.pipeline.worker.settings import WorkerSettings
+from conveyor.pipeline.worker.worker import Worker
 from conveyor.settings import Settings
-from db import workers as worker_queries
-from db.connection import acquire
-from db.jobs import JobFilter, JobRow, JobStatus
-from db.settings import PostgresSettings
-from db.workers import WorkerRow
-from pipeline.autoscale import AutoscaleMetrics, Autoscaler, Bounds
-from pipeline.dag import JobSpec
-from pipeline.engine import Engine
-from pipeline.handlers import builtin_handlers
-from pipeline.handlers.base import HandlerRegistry
-from pipeline.metrics import WorkerMetrics
-from pipeline.settings import EngineSettings, WorkerSettings
-from pipeline.storage import s3_client
-from pipeline.wakeup import WakeupPublisher, redis_client
-from pipeline.worker import Worker
 from tests.conftest import stack_async
 from tests.integration.conftest import wait_until
 

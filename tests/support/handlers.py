@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from pipeline.handlers.base import HandlerRegistry, JobContext
+from conveyor.pipeline.handlers.base import HandlerRegistry, JobContext
 
 
 def _record(ctx: JobContext, event: str) -> None:

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from pipeline.dag import JobSpec, topological_order
-from pipeline.errors import DependencyCycle, InvalidDag
-from pipeline.ids import uuid7
+from conveyor.pipeline.engine.dag import JobSpec, topological_order
+from conveyor.pipeline.engine.errors import DependencyCycle, InvalidDag
+from conveyor.pipeline.engine.ids import uuid7
 
 
 def test_topological_order_puts_parents_first() -> None:

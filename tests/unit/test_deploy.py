@@ -12,10 +12,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from ingest.metrics import IngestMetrics
-from pipeline.autoscale import AutoscaleMetrics
-from pipeline.cluster_metrics import ClusterMetrics
-from pipeline.metrics import WorkerMetrics
+from conveyor.api.cluster_metrics import ClusterMetrics
+from conveyor.ingest.metrics import IngestMetrics
+from conveyor.pipeline.worker.autoscale import AutoscaleMetrics
+from conveyor.pipeline.worker.metrics import WorkerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC = re.compile(r"\b((?:conveyor|minio)_[a-z0-9_]+)")

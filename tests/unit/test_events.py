@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ingest.errors import BadEvent
-from ingest.events import parse_message
+from conveyor.ingest.errors import BadEvent
+from conveyor.ingest.events import parse_message
 from tests.events import aws_message, minio_message, versitygw_message
 
 AWKWARD = "deep/nested prefix/Q3 report+final (v2) 100% ünïcødé%2F.csv"

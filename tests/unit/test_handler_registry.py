@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from db.errors import ConfigurationError
-from pipeline.autoscale import Bounds, Pressure, decide
-from pipeline.handlers import builtin_handlers
-from pipeline.metrics import WorkerMetrics
-from pipeline.settings import EngineSettings, RedisSettings, WorkerSettings
-from pipeline.worker import Worker
+from conveyor.db.errors import ConfigurationError
+from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
+from conveyor.pipeline.handlers import builtin_handlers
+from conveyor.pipeline.worker.autoscale import Bounds, Pressure, decide
+from conveyor.pipeline.worker.metrics import WorkerMetrics
+from conveyor.pipeline.worker.settings import WorkerSettings
+from conveyor.pipeline.worker.worker import Worker
 from tests.support import handlers as test_handlers
 
 BUILTIN = {"checksum", "inspect", "csv.profile", "jsonl.validate", "archive.extract", "object.copy", "object.move"}
@@ -23,7 +24,7 @@ def test_builtins_are_registered() -> None:
 def test_user_modules_add_handlers_through_register() -> None:
     registry = builtin_handlers()
     registry.load_module("tests.support.handlers")
-    assert set(registry) - BUILTIN == {"test.noop", "test.sleep"}
+    assert set(registry) - BUILTIN == {"test.noop", "test.sleep", "test.poison"}
     assert registry.get("test.noop") is test_handlers.noop
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from pipeline.retry import RetryPolicies, RetryPolicy
+from conveyor.pipeline.engine.retry import RetryPolicies, RetryPolicy
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

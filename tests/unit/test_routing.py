@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.errors import BadEvent, RoutingError
-from ingest.events import UploadEvent
-from ingest.routing import load_rules, parse_rules, route
+from conveyor.ingest.errors import BadEvent, RoutingError
+from conveyor.ingest.events import UploadEvent
+from conveyor.ingest.routing import load_rules, parse_rules, route
 
 RULES = parse_rules(
     """

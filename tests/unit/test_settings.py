@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conveyor import settings as settings_module
-from db.errors import ConfigurationError
+from conveyor.db.errors import ConfigurationError
 
 
 def test_defaults_match_the_local_stack() -> None:

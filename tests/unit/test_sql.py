@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from db import sql
+from conveyor.db import sql
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [p for d in ("db", "pipeline", "ingest", "conveyor", "bench") for p in (ROOT / d).rglob("*.py")]
+SOURCES = [p for d in ("cli", "api", "ingest", "pipeline", "db", "bench") for p in (ROOT / d).rglob("*.py")]
 
 
 def test_parse_splits_named_statements_and_keeps_their_comments() -> None:

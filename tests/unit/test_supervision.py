@@ -8,8 +8,8 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
-from db.values import storable, unstorable
-from pipeline.supervision import Supervisor, task_failures_counter
+from conveyor.db.values import storable, unstorable
+from conveyor.pipeline.lifecycle.tasks import Supervisor, task_failures_counter
 
 
 async def test_a_failing_task_is_restarted_with_backoff_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -24,7 +24,7 @@ async def test_a_failing_task_is_restarted_with_backoff_counted_and_logged(caplo
             raise RuntimeError(f"boom {len(runs)}")
         finished.set()
 
-    with caplog.at_level(logging.ERROR, logger="pipeline.supervision"):
+    with caplog.at_level(logging.ERROR, logger="conveyor.pipeline.lifecycle.tasks"):
         supervisor.start("flaky", flaky)
         await asyncio.wait_for(finished.wait(), 5)
     await supervisor.close()

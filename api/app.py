@@ -1,0 +1,121 @@
+"""The HTTP API: the original job service's routes and JSON, plus operators' views, /health and /metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+
+from conveyor.api import jobs, objects, system, workers
+from conveyor.api.context import ApiContext
+from conveyor.api.security import authorize
+from conveyor.db.errors import ServiceUnavailable
+from conveyor.pipeline.engine.errors import InvalidDag, JobConflict, JobNotFound, UnknownParent
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def create_app(context: ApiContext) -> FastAPI:
+    app = FastAPI(title="conveyor", version="0.1.0", description="Jobs from file uploads: the conveyor HTTP API.")
+    app.state.context = context
+    protected = [Depends(authorize)]
+    for router in (jobs.router, workers.router, objects.router):
+        app.include_router(router, dependencies=protected)
+    app.include_router(system.router, dependencies=protected if context.settings.protect_health_and_metrics else [])
+    _errors(app)
+    _http_metrics(app, context)
+    app.add_middleware(BodyLimit, max_bytes=context.settings.max_body_bytes)
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    async def problem(code: int, detail: str) -> JSONResponse:
+        return JSONResponse({"detail": detail}, status_code=code)
+
+    @app.exception_handler(JobNotFound)
+    async def not_found(request: Request, exc: JobNotFound) -> JSONResponse:
+        return await problem(404, str(exc))
+
+    @app.exception_handler(UnknownParent)
+    async def unknown_parent(request: Request, exc: UnknownParent) -> JSONResponse:
+        return await problem(404, f"dependsOn: {exc}")
+
+    @app.exception_handler(InvalidDag)
+    async def invalid(request: Request, exc: InvalidDag) -> JSONResponse:
+        return await problem(422, str(exc))
+
+    @app.exception_handler(JobConflict)
+    async def conflict(request: Request, exc: JobConflict) -> JSONResponse:
+        return await problem(409, str(exc))
+
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
+        return await problem(503, str(exc))
+
+
+def _http_metrics(app: FastAPI, context: ApiContext) -> None:
+    requests = Counter("conveyor_http_requests_total", "HTTP requests by route template, method and status code.",
+                       ["route", "method", "code"], registry=context.registry)  # fmt: skip
+    durations = Histogram("conveyor_http_request_duration_seconds", "HTTP request handling time by route template.",
+                          ["route"], registry=context.registry)  # fmt: skip
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        started = time.monotonic()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")  # a bounded label: never the raw path
+        requests.labels(template, request.method, str(response.status_code)).inc()
+        durations.labels(template).observe(time.monotonic() - started)
+        return response
+
+
+class BodyLimit:
+    """413 for a request body over ``max_bytes``, whether it declares its length or streams it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(self.max_bytes, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(self.max_bytes, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(limit: int, send: Send) -> None:
+    response = JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
+    await response({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}

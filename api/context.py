@@ -1,0 +1,38 @@
+"""What the API's routes share: the engine, settings, health checks, metrics, and injected extras."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from prometheus_client import CollectorRegistry
+
+from conveyor.api.settings import ApiSettings
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine.wakeup import WakeupListener
+
+#: A named, time-bounded check of one backing service; raises when the service is down.
+HealthCheck = Callable[[], Awaitable[None]]
+#: Replays a dead letter by id (supplied by the CLI, which sees the ingest layer); None if unknown.
+Replay = Callable[[int], Awaitable[Any]]
+
+
+@dataclass
+class ApiContext:
+    engine: Engine
+    settings: ApiSettings
+    registry: CollectorRegistry
+    #: name -> (check, required): a required service down makes /health answer 503.
+    checks: dict[str, tuple[HealthCheck, bool]] = field(default_factory=dict)
+    replay: Replay | None = None
+    listener: WakeupListener | None = None
+    wakeups: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def context_of(request: Request) -> ApiContext:
+    """The context the app was created with (``create_app`` stores it on the app's state)."""
+    context: ApiContext = request.app.state.context
+    return context

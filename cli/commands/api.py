@@ -1,0 +1,97 @@
+"""``conveyor api``: the HTTP API (jobs, workers, objects, dead letters, /health, /metrics)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from conveyor import runtime
+from conveyor.api.app import create_app
+from conveyor.api.cluster_metrics import ClusterMetrics, ClusterMetricsRefresher
+from conveyor.api.context import ApiContext
+from conveyor.api.system import standard_checks
+from conveyor.ingest import deadletters
+from conveyor.ingest.routing import load_rules
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine.wakeup import WakeupListener, redis_client
+from conveyor.pipeline.lifecycle.waiting import wait_for_event
+from conveyor.settings import Settings
+
+log = logging.getLogger(__name__)
+WAKE_HOLD_SECONDS = 0.05
+
+
+def register(commands: Any) -> None:
+    api = commands.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host", help="default: settings.api.host")
+    api.add_argument("--port", type=int, help="default: settings.api.port")
+    api.set_defaults(handler=_api)
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = settings.model_copy(update={"api": settings.api.model_copy(update=updates)})
+    asyncio.run(serve(settings))
+    return 0
+
+
+def build_context(settings: Settings, engine: Engine, registry: CollectorRegistry) -> ApiContext:
+    """The API's dependencies, including dead-letter replay (which needs the ingest layer: wired here)."""
+    rules = load_rules(settings.ingest.pipelines_file)
+    s = settings.ingest
+
+    async def replay(letter_id: int) -> deadletters.ReplayOutcome | None:
+        return await deadletters.replay(
+            engine, letter_id, rules, max_bytes=s.max_message_bytes, max_lineage_depth=s.max_lineage_depth,
+            plain_key_encoding=s.plain_key_encoding,
+        )  # fmt: skip
+
+    checks = standard_checks(engine, settings.redis, settings.kafka, settings.s3)
+    return ApiContext(engine=engine, settings=settings.api, registry=registry, checks=checks, replay=replay)
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (uvicorn's own handling) or ``stop``."""
+    registry = CollectorRegistry()
+    async with runtime.open_engine(settings) as engine:
+        context = build_context(settings, engine, registry)
+        redis = redis_client(settings.redis)
+        context.listener = WakeupListener(redis, settings.redis)
+        app = create_app(context)
+        server = uvicorn.Server(uvicorn.Config(app, host=settings.api.host, port=settings.api.port,
+                                               log_level="warning", lifespan="off"))  # fmt: skip
+        done = stop or asyncio.Event()
+        refresher = ClusterMetricsRefresher(
+            engine, ClusterMetrics(registry), settings.api.cluster_metrics_interval_seconds
+        )
+        side = [
+            asyncio.create_task(t) for t in (context.listener.run(done), _relay(context, done), refresher.run(done))
+        ]
+        log.info("API on http://%s:%d (OpenAPI at /docs)", settings.api.host, settings.api.port)
+        try:
+            serving = asyncio.create_task(server.serve())
+            await asyncio.wait([serving, asyncio.create_task(done.wait())], return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            await serving
+        finally:
+            done.set()
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            await redis.aclose()
+
+
+async def _relay(context: ApiContext, stop: asyncio.Event) -> None:
+    """Turn each Redis wake-up into a short pulse every long-polling acquire sees."""
+    assert context.listener is not None
+    while not stop.is_set():
+        await context.listener.event.wait()
+        context.listener.event.clear()
+        context.wakeups.set()
+        await wait_for_event(stop, WAKE_HOLD_SECONDS)
+        context.wakeups.clear()

@@ -1,0 +1,49 @@
+"""The ``conveyor`` command: builds the settings once and dispatches to a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from conveyor import settings as settings_module
+from conveyor.commands import admin, api, ingest, jobs, run, stack, worker
+from conveyor.db.errors import ConfigurationError, ConveyorError
+
+COMMAND_GROUPS = (admin, stack, ingest, worker, api, jobs, run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conveyor",
+        description="File uploads to processed results: MinIO -> Kafka -> PostgreSQL -> workers.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = settings_module.load()
+        status: int = args.handler(settings, args)
+    except ConveyorError as exc:
+        print(f"conveyor: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigurationError) else 1
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

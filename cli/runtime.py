@@ -1,0 +1,63 @@
+"""What every long-running conveyor process shares: the engine's connections, signals, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from conveyor.db import connection
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine.wakeup import WakeupPublisher, redis_client
+from conveyor.settings import MetricsSettings, Settings
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
+    """An engine on a fresh pool, publishing wake-ups to Redis; everything is closed on exit."""
+    pool = await connection.create_pool(settings.postgres)
+    redis = redis_client(settings.redis)
+    wakeup = WakeupPublisher(redis, settings.redis)
+    try:
+        yield Engine(
+            pool,
+            retry=settings.engine.retry,
+            lease_grace_seconds=settings.engine.lease_grace_seconds,
+            wakeup=wakeup,
+        )
+    finally:
+        await wakeup.close()
+        await redis.aclose()
+        await pool.close()
+
+
+def serve_metrics(registry: CollectorRegistry, settings: MetricsSettings) -> int | None:
+    """Serve ``registry`` on /metrics in a background thread; the bound port (None when disabled)."""
+    if not settings.enabled:
+        return None
+    server, _ = start_http_server(settings.port, addr=settings.host, registry=registry)
+    port = int(server.server_address[1])
+    log.info("metrics on http://%s:%d/metrics", settings.host, port)
+    return port
+
+
+def stop_on_signals(stop: asyncio.Event, *, second_signal_exits: bool = True) -> None:
+    """SIGTERM/SIGINT set ``stop`` (a graceful shutdown); a second one exits at once."""
+    loop = asyncio.get_running_loop()
+
+    def handle(sig: signal.Signals) -> None:
+        if stop.is_set() and second_signal_exits:
+            log.warning("second %s: exiting now", sig.name)
+            os._exit(128 + sig)
+        log.info("%s received: shutting down gracefully (send it again to exit at once)", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handle, sig)

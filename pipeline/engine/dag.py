@@ -1,0 +1,106 @@
+"""Declaring jobs and the dependencies between them, checked before anything touches the database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from conveyor.pipeline.engine.errors import DependencyCycle, InvalidDag
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """The uploaded object a job works on."""
+
+    bucket: str
+    key: str
+    version: str | None = None
+    event_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSpec:
+    """One job to create.
+
+    ``name`` identifies the job within its DAG; ``depends_on`` names jobs of the same DAG, or gives the
+    ids of jobs that already exist. ``idempotency_key`` makes creation safe to repeat.
+    """
+
+    job_type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    depends_on: Sequence[str | uuid.UUID] = ()
+    priority: int = 0
+    max_retries: int = 3
+    timeout_ms: int = 300_000
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
+    #: The job's name within its pipeline, when ``name`` must be longer to be unique in a batch of DAGs.
+    step: str | None = None
+    #: The pipeline the job belongs to and the object it works on (overriding those given for the DAG).
+    pipeline: str | None = None
+    source: SourceObject | None = None
+
+    def __post_init__(self) -> None:
+        if not self.job_type:
+            raise InvalidDag("job_type must not be empty")
+        if self.max_retries < 0:
+            raise InvalidDag(f"max_retries must be >= 0 (got {self.max_retries})")
+        if self.timeout_ms <= 0:
+            raise InvalidDag(f"timeout_ms must be > 0 (got {self.timeout_ms})")
+
+
+def topological_order(specs: Sequence[JobSpec]) -> list[int]:
+    """Indexes of ``specs`` with every job after the jobs of the DAG it depends on.
+
+    Raises :class:`InvalidDag` for duplicate or unknown names and :class:`DependencyCycle` for a cycle.
+    Dependencies given as UUIDs refer to existing jobs and are checked against the database later.
+    """
+    index = _names(specs)
+    children: dict[int, list[int]] = {i: [] for i in range(len(specs))}
+    indegree = [0] * len(specs)
+    for i, spec in enumerate(specs):
+        for parent in spec.depends_on:
+            if isinstance(parent, str):
+                if parent not in index:
+                    raise InvalidDag(f"job {spec.name or i!r} depends on {parent!r}, which is not in the DAG")
+                children[index[parent]].append(i)
+                indegree[i] += 1
+    order = [i for i in range(len(specs)) if indegree[i] == 0]
+    for position in range(len(specs)):
+        if position >= len(order):
+            stuck = sorted(str(specs[i].name) for i in range(len(specs)) if indegree[i] > 0)
+            raise DependencyCycle(f"dependency cycle among {stuck}")
+        for child in children[order[position]]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                order.append(child)
+    return order
+
+
+def inherited_priorities(specs: Sequence[JobSpec], order: Sequence[int]) -> list[int]:
+    """Each job's priority raised to the highest priority of any job of the DAG waiting on it.
+
+    ``order`` is :func:`topological_order`'s; walking it backwards visits children before parents.
+    """
+    index = _names(specs)
+    priorities = [spec.priority for spec in specs]
+    for child in reversed(order):
+        for parent in specs[child].depends_on:
+            if isinstance(parent, str):
+                priorities[index[parent]] = max(priorities[index[parent]], priorities[child])
+    return priorities
+
+
+def _names(specs: Sequence[JobSpec]) -> dict[str, int]:
+    index: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        if spec.name is None:
+            continue
+        if spec.name in index:
+            raise InvalidDag(f"job name {spec.name!r} is used twice in one DAG")
+        index[spec.name] = i
+    return index

@@ -1,0 +1,3 @@
+"""How background work lives and ends: stop-aware waits, periodic loops, supervised tasks and processes."""
+
+from __future__ import annotations

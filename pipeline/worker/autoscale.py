@@ -1,0 +1,145 @@
+"""Autoscaling worker processes: more when the ready backlog per process stays high, fewer when idle.
+
+``decide()`` is pure; :class:`Autoscaler` applies it: ``run_once()`` reads the backlog (from the cheap
+depth query), decides, and starts or retires one process. A retired process gets SIGTERM and shuts down
+gracefully (its running jobs finish or go back unrun).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from conveyor.db import jobs as job_queries
+from conveyor.db.connection import acquire
+from conveyor.db.errors import ServiceUnavailable
+from conveyor.db.jobs import JobStatus
+from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.lifecycle.waiting import wait_for_event
+from conveyor.pipeline.worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    minimum: int
+    maximum: int
+
+    @classmethod
+    def parse(cls, text: str) -> Bounds:
+        """``MIN:MAX``, e.g. ``1:4``."""
+        low, sep, high = text.partition(":")
+        if not sep or not low.isdigit() or not high.isdigit() or not 1 <= int(low) <= int(high):
+            raise ValueError(f"--autoscale takes MIN:MAX with 1 <= MIN <= MAX (got {text!r})")
+        return cls(int(low), int(high))
+
+
+@dataclass
+class Pressure:
+    """Consecutive checks with a backlog above the threshold, and with no backlog at all."""
+
+    busy: int = 0
+    idle: int = 0
+
+
+def decide(backlog: int, processes: int, pressure: Pressure, bounds: Bounds, per_process: int, patience: int) -> int:
+    """+1, -1 or 0 processes. ``pressure`` is updated in place with this observation."""
+    pressure.busy = pressure.busy + 1 if backlog > per_process * processes else 0
+    pressure.idle = pressure.idle + 1 if backlog == 0 else 0
+    if processes < bounds.minimum:
+        return 1
+    if pressure.busy >= patience and processes < bounds.maximum:
+        pressure.busy = 0
+        return 1
+    if pressure.idle >= patience and processes > bounds.minimum:
+        pressure.idle = 0
+        return -1
+    return 0
+
+
+class AutoscaleMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.decisions = Counter(
+            "conveyor_autoscaler_decisions_total",
+            "Worker processes added or retired.",
+            ["direction"],
+            registry=registry,
+        )
+        self.processes = Gauge("conveyor_autoscaler_processes", "Worker processes supervised.", registry=registry)
+        self.backlog = Gauge(
+            "conveyor_autoscaler_ready_backlog_jobs", "Ready jobs of the supervised types.", registry=registry
+        )
+
+
+class Autoscaler:
+    """Supervises worker processes made by ``spawn()`` within ``bounds``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: WorkerSettings,
+        bounds: Bounds,
+        spawn: Callable[[], subprocess.Popen[bytes]],
+        metrics: AutoscaleMetrics,
+        job_types: Sequence[str] = (),
+    ) -> None:
+        self.engine, self.settings, self.bounds, self.spawn, self.metrics = engine, settings, bounds, spawn, metrics
+        self.job_types = set(job_types)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.pressure = Pressure()
+
+    async def ready_backlog(self) -> int:
+        async with acquire(self.engine.pool) as conn:
+            depth = await job_queries.depth(conn)
+        return sum(
+            d.jobs
+            for d in depth
+            if d.status is JobStatus.PENDING and (not self.job_types or d.job_type in self.job_types)
+        )
+
+    async def run_once(self) -> int:
+        """One observation and at most one change; returns the change (+1, -1 or 0)."""
+        self.processes = [p for p in self.processes if p.poll() is None]
+        backlog = await self.ready_backlog()
+        change = decide(backlog, len(self.processes), self.pressure, self.bounds,
+                        self.settings.autoscale_backlog_per_process, self.settings.autoscale_patience)  # fmt: skip
+        if change > 0:
+            self.processes.append(self.spawn())
+            log.info("autoscale: backlog %d over %d process(es): started one (now %d)", backlog,
+                     len(self.processes) - 1, len(self.processes))  # fmt: skip
+            self.metrics.decisions.labels("up").inc()
+        elif change < 0:
+            retired = self.processes.pop()
+            retired.send_signal(signal.SIGTERM)
+            log.info("autoscale: idle: retiring pid %d gracefully (now %d)", retired.pid, len(self.processes))
+            self.metrics.decisions.labels("down").inc()
+        self.metrics.processes.set(len(self.processes))
+        self.metrics.backlog.set(backlog)
+        return change
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    await self.run_once()
+                except ServiceUnavailable as exc:
+                    log.warning("autoscale: %s; keeping the current processes", exc)
+                await wait_for_event(stop, self.settings.autoscale_interval_seconds)
+        finally:
+            await self.stop_all()
+
+    async def stop_all(self) -> None:
+        """SIGTERM every process and wait for their graceful exits."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            await asyncio.to_thread(process.wait)
+        self.processes = []

@@ -1,0 +1,116 @@
+"""Writing completions in batches: as many as piled up while the previous write was in flight.
+
+At light load each completion is written at once (a batch of one); under load, completions that finish
+while a write is running go out together in the next ``complete_many``, which is where a PostgreSQL
+queue gets its throughput. A batch is retried while PostgreSQL is unavailable. A batch PostgreSQL refuses
+is split in halves until the refused completion stands alone; that one is handed to ``on_refused`` (the
+worker fails its job permanently) and every other completion of the batch is written.
+
+Until a completion is written its job stays held: :meth:`Completer.held` lists them, so the worker keeps
+extending their leases and the rescuer never takes back a job whose result is on its way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from conveyor.db.errors import DatabaseError, ServiceUnavailable
+from conveyor.db.jobs import JobRow
+from conveyor.pipeline.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 0.5
+
+Done = tuple[JobRow, Any]
+
+
+async def _log_refusal(job: JobRow, error: DatabaseError) -> None:
+    log.error("completion of job %s refused by PostgreSQL: %s", job.id, error)
+
+
+class Completer:
+    """``add()`` from job tasks; ``run()`` writes; ``drain()`` waits until everything added is written."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        on_written: Callable[[list[JobRow]], None] = lambda jobs: None,
+        on_refused: Callable[[JobRow, DatabaseError], Awaitable[None]] = _log_refusal,
+    ) -> None:
+        self._engine, self._on_written, self._on_refused = engine, on_written, on_refused
+        self._pending: list[Done] = []
+        self._writing: list[Done] = []
+        self._added = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def add(self, job: JobRow, result: Any) -> None:
+        self._pending.append((job, result))
+        self._idle.clear()
+        self._added.set()
+
+    def held(self) -> list[JobRow]:
+        """Jobs whose completion is added but not written yet (their leases must be kept)."""
+        return [job for job, _ in self._writing + self._pending]
+
+    async def run(self) -> None:
+        """Write until cancelled (call :meth:`drain` first to lose nothing)."""
+        while True:
+            await self._added.wait()
+            self._added.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything added so far. If this raises, nothing is forgotten: the next flush retries it."""
+        batch, self._pending = self._pending, []
+        self._writing = batch
+        try:
+            await self._write(batch)
+        except BaseException:
+            self._pending[:0] = batch
+            self._added.set()
+            raise
+        finally:
+            self._writing = []
+        if not self._pending:
+            self._idle.set()
+
+    async def _write(self, batch: list[Done]) -> None:
+        while True:
+            try:
+                completed = await self._engine.complete_many(batch)
+            except ServiceUnavailable as exc:
+                log.warning("completions not written yet (%s); retrying", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+            except DatabaseError as exc:
+                await self._split(batch, exc)
+                return
+            else:
+                self._on_written([job for job, _ in batch if job.id in completed])
+                return
+
+    async def _split(self, batch: list[Done], error: DatabaseError) -> None:
+        """Write the halves apart until the refused completion is alone, then hand it to ``on_refused``."""
+        if len(batch) == 1:
+            await self._refuse(batch[0][0], error)
+            return
+        middle = len(batch) // 2
+        await self._write(batch[:middle])
+        await self._write(batch[middle:])
+
+    async def _refuse(self, job: JobRow, error: DatabaseError) -> None:
+        while True:
+            try:
+                await self._on_refused(job, error)
+            except ServiceUnavailable as exc:
+                log.warning("refused completion of job %s not failed yet (%s); retrying", job.id, exc)
+                await asyncio.sleep(RETRY_SECONDS)
+            else:
+                return
+
+    async def drain(self) -> None:
+        await self._idle.wait()

@@ -1,0 +1,28 @@
+"""The ``worker`` settings section: how a worker process claims and runs jobs, and how it autoscales."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class WorkerSettings(BaseModel):
+    """How a worker process claims and runs jobs."""
+
+    concurrency: int = Field(8, ge=1, le=1024)
+    job_types: list[str] = Field(default_factory=list)
+    #: Fallback poll when no wake-up arrives; jittered by ±`poll_jitter` so workers don't synchronise.
+    poll_interval_seconds: float = Field(1.0, gt=0)
+    poll_jitter: float = Field(0.2, ge=0, le=1)
+    #: When full, wait this long after a slot frees before claiming, so one claim fills several slots.
+    claim_cooldown_seconds: float = Field(0.005, ge=0, le=1)
+    heartbeat_interval_seconds: float = Field(5.0, gt=0)
+    #: A worker_health_logs row (status, jobs in flight, RSS, CPU) this often.
+    health_log_interval_seconds: float = Field(30.0, gt=0)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    #: Modules whose register(registry) adds user handlers, e.g. ["myco.handlers"].
+    handler_modules: list[str] = Field(default_factory=list)
+    #: Autoscaling (`conveyor worker --autoscale MIN:MAX`): add a process when the ready backlog per
+    #: process stays above this for `autoscale_patience` checks; retire one after as many idle checks.
+    autoscale_backlog_per_process: int = Field(50, ge=1)
+    autoscale_interval_seconds: float = Field(5.0, gt=0)
+    autoscale_patience: int = Field(2, ge=1)

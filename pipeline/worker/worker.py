@@ -1,0 +1,348 @@
+"""A worker process: claims jobs it has handlers for, runs them, and reports back.
+
+Lifecycle: ``run(stop)`` registers the worker, then runs side loops (wake-up listener, heartbeat,
+rescuer, retention, completion writer) beside the claim loop until ``stop`` is set. Shutdown stops
+claiming, gives running jobs ``shutdown_grace_seconds``, then cancels the rest and hands them back
+unrun (no attempt spent). A worker that dies instead is declared LOST by other workers' rescuers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from minio import Minio
+from redis.exceptions import RedisError
+
+from conveyor.db import workers as worker_queries
+from conveyor.db.connection import Connection, acquire
+from conveyor.db.errors import ConfigurationError, ConveyorError, DatabaseError, ServiceUnavailable
+from conveyor.db.jobs import JobRow
+from conveyor.db.values import unstorable
+from conveyor.db.workers import NewWorker
+from conveyor.pipeline.engine.engine import Engine, Failure
+from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
+from conveyor.pipeline.engine.wakeup import WakeupListener
+from conveyor.pipeline.handlers.base import HandlerRegistry, JobContext, PermanentFailure, RetryLater
+from conveyor.pipeline.lifecycle.tasks import Supervisor
+from conveyor.pipeline.lifecycle.waiting import wait_for_event
+from conveyor.pipeline.maintenance.rescuer import Rescuer, RescueReport
+from conveyor.pipeline.maintenance.retention import Pruner
+from conveyor.pipeline.worker import health
+from conveyor.pipeline.worker.completer import Completer
+from conveyor.pipeline.worker.metrics import WorkerMetrics
+from conveyor.pipeline.worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+_UNSTORABLE = "a NUL character, a lone surrogate or a non-finite number"
+
+
+@dataclass
+class Running:
+    job: JobRow
+    ctx: JobContext
+    task: asyncio.Task[None]
+    #: Why the task was cancelled from outside: "cancel" (requested), "lost" (rescued), "shutdown".
+    stop_reason: str | None = None
+
+
+class Worker:
+    """One worker process's engine side. Tests drive ``claim_once()`` and ``heartbeat_once()`` directly."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        handlers: HandlerRegistry,
+        s3: Minio,
+        redis: aioredis.Redis,
+        settings: WorkerSettings,
+        engine_settings: EngineSettings,
+        redis_settings: RedisSettings,
+        metrics: WorkerMetrics,
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.engine, self.handlers, self.s3, self.redis = engine, handlers, s3, redis
+        self.settings, self.engine_settings, self.redis_settings, self.metrics = (
+            settings, engine_settings, redis_settings, metrics,
+        )  # fmt: skip
+        self.id = uuid.uuid4()
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.job_types = self._job_types()
+        self.running: dict[uuid.UUID, Running] = {}
+        self.completer = Completer(engine, self._completed, self._refused)
+        self.supervisor = Supervisor(metrics.task_failures)
+        self.listener = WakeupListener(redis, redis_settings, self.job_types)
+        self.draining = False
+        self._slot_freed = asyncio.Event()
+        self._counts = {"completed": 0, "failed": 0}
+        self._cpu = health.CpuSampler()
+        metrics.slots.set(settings.concurrency)
+        metrics.prime(self.job_types)
+
+    def _job_types(self) -> list[str]:
+        wanted = self.settings.job_types or list(self.handlers)
+        if missing := [t for t in wanted if t not in self.handlers]:
+            raise ConfigurationError(f"no handler for job type(s) {missing}; known: {list(self.handlers)}")
+        return wanted
+
+    # -- registration and heartbeats ---------------------------------------------------------------------
+
+    async def register(self) -> None:
+        new = NewWorker(
+            id=self.id, name=self.name, worker_type="python", capabilities=self.job_types,
+            max_concurrent_jobs=self.settings.concurrency, host=socket.gethostname(), pid=os.getpid(), version=VERSION,
+        )  # fmt: skip
+        async with acquire(self.engine.pool) as conn:
+            await worker_queries.register(conn, new)
+        log.info(
+            "worker %s (%s) registered for %s, %d slots", self.name, self.id, self.job_types, new.max_concurrent_jobs
+        )
+
+    async def heartbeat_once(self, *, health_sample: bool = False) -> None:
+        """Extend running jobs' leases (stopping those cancelled or lost), refresh liveness, maybe log health."""
+        asked = list(self.running.values())
+        # Jobs whose result waits in the completer are still ours: their leases must outlive the write.
+        writing = [(job.id, job.attempts) for job in self.completer.held()]
+        held = await self.engine.heartbeat([(r.job.id, r.job.attempts) for r in asked] + writing)
+        # Judge only the jobs we asked about: a job claimed while the heartbeat was in flight is not lost.
+        for running in asked:
+            if running.job.id not in held:
+                self._stop(running, "lost")
+            elif held[running.job.id]:
+                self._stop(running, "cancel")
+        status = "DRAINING" if self.draining else "ACTIVE"
+        async with acquire(self.engine.pool) as conn:
+            await self._report(conn, status)
+            if health_sample:
+                await worker_queries.log_health(
+                    conn, self.id, status=status, jobs_in_flight=len(self.running),
+                    rss_bytes=health.rss_bytes(), cpu_percent=self._cpu.sample(),
+                )  # fmt: skip
+        await self._liveness(status)
+        self.metrics.heartbeat_timestamp.set(time.time())
+
+    async def _report(self, conn: Connection, status: str) -> None:
+        """Heartbeat row: status and the jobs completed and failed since the last report."""
+        completed, failed = self._counts["completed"], self._counts["failed"]
+        await worker_queries.heartbeat(conn, self.id, status=status, completed=completed, failed=failed)
+        self._counts["completed"] -= completed
+        self._counts["failed"] -= failed
+
+    async def _liveness(self, status: str) -> None:
+        key = f"{self.redis_settings.key_prefix}:worker:{self.id}"
+        value = json.dumps({"name": self.name, "status": status, "busy": len(self.running), "pid": os.getpid()})
+        ttl = max(1, int(self.settings.heartbeat_interval_seconds * 3))
+        try:
+            await self.redis.set(key, value, ex=ttl)
+        except (RedisError, OSError) as exc:
+            log.debug("liveness key not written (Redis down; PostgreSQL heartbeats continue): %s", exc)
+
+    # -- claiming and running ----------------------------------------------------------------------------
+
+    @property
+    def free_slots(self) -> int:
+        return self.settings.concurrency - len(self.running)
+
+    async def claim_once(self, trigger: str = "poll") -> int:
+        """Claim up to the free slots in one statement and start the jobs; the number started."""
+        if self.free_slots <= 0 or self.draining:
+            return 0
+        jobs = await self.engine.claim(self.id, job_types=self.job_types, limit=self.free_slots)
+        self.metrics.claims.labels(trigger).inc()
+        now = datetime.now(UTC)
+        for job in jobs:
+            self.metrics.wait_seconds.labels(job.job_type).observe(max(0.0, (now - job.run_at).total_seconds()))
+            self._start(job)
+        return len(jobs)
+
+    def _start(self, job: JobRow) -> None:
+        adapter = logging.LoggerAdapter(logging.getLogger(f"conveyor.job.{job.job_type}"), {"job_id": str(job.id)})
+        ctx = JobContext(job=job, engine=self.engine, s3=self.s3, log=adapter)
+        task = asyncio.create_task(self._execute(job, ctx), name=f"job-{job.id}")
+        self.running[job.id] = Running(job, ctx, task)
+        self.metrics.slots_busy.set(len(self.running))
+
+    def _stop(self, running: Running, reason: str) -> None:
+        if running.stop_reason is None:
+            running.stop_reason = reason
+            running.ctx.cancelled.set()
+            running.task.cancel()
+
+    async def _execute(self, job: JobRow, ctx: JobContext) -> None:
+        started = time.monotonic()
+        outcome = "failed"
+        try:
+            outcome = await self._run_handler(job, ctx)
+        except asyncio.CancelledError:
+            outcome = await self._stopped(job)
+        except ConveyorError as exc:
+            log.warning("job %s: %s; its outcome is not recorded yet, the lease will bring it back", job.id, exc)
+        finally:
+            self.metrics.run_seconds.labels(job.job_type, outcome).observe(time.monotonic() - started)
+            self.running.pop(job.id, None)
+            self.metrics.slots_busy.set(len(self.running))
+            self._slot_freed.set()
+
+    async def _run_handler(self, job: JobRow, ctx: JobContext) -> str:
+        handler = self.handlers.get(job.job_type)
+        assert handler is not None  # only types with handlers are claimed
+        try:
+            async with asyncio.timeout(job.timeout_ms / 1000):
+                result = await handler(ctx)
+        except TimeoutError:
+            ctx.cancelled.set()
+            return await self._fail(Failure(job, f"timed out after {job.timeout_ms / 1000:g}s", kind="timeout"))
+        except RetryLater as later:
+            await self.engine.release([job], delay_seconds=later.delay_seconds)
+            self.metrics.jobs_released.labels(job.job_type, "retry_later").inc()
+            return "snoozed"
+        except PermanentFailure as exc:
+            return await self._fail(Failure(job, str(exc), kind="permanent", retryable=False))
+        except ConveyorError as exc:
+            return await self._fail(Failure(job, str(exc), kind="error", retryable=exc.retriable))
+        except Exception as exc:  # noqa: BLE001 - any other handler error is retried under the policy
+            return await self._fail(Failure(job, f"{type(exc).__name__}: {exc}", kind="error"))
+        if (where := unstorable(result)) is not None:
+            # Retrying would return the same result: fail now, saying why, instead of poisoning the writer.
+            message = f"the handler's result cannot be stored in PostgreSQL: {where} holds {_UNSTORABLE}"
+            return await self._fail(Failure(job, message, kind="permanent", retryable=False))
+        self.completer.add(job, result)
+        return "completed"
+
+    async def _refused(self, job: JobRow, error: DatabaseError) -> None:
+        """PostgreSQL refused this job's completion alone: fail the job permanently, saying why."""
+        await self._fail(Failure(job, f"the handler's result was refused by PostgreSQL: {error}",
+                                 kind="permanent", retryable=False))  # fmt: skip
+
+    async def _fail(self, failure: Failure) -> str:
+        status = await self.engine.fail(failure)
+        job_type = failure.job.job_type
+        if status is not None and status.value == "FAILED":
+            self.metrics.jobs_failed.labels(job_type).inc()
+            self._counts["failed"] += 1
+        elif status is not None:
+            self.metrics.jobs_retried.labels(job_type, failure.kind).inc()
+        return failure.kind
+
+    async def _stopped(self, job: JobRow) -> str:
+        running = self.running.get(job.id)
+        reason = running.stop_reason if running else None
+        if reason == "cancel":
+            await self.engine.acknowledge_cancel(job)
+            self.metrics.jobs_cancelled.labels(job.job_type).inc()
+        elif reason == "shutdown":
+            await self.engine.release([job])
+            self.metrics.jobs_released.labels(job.job_type, "shutdown").inc()
+        return reason or "cancelled"
+
+    def _rescued(self, report: RescueReport) -> None:
+        self.metrics.jobs_rescued.labels("requeued").inc(report.requeued)
+        self.metrics.jobs_rescued.labels("failed").inc(report.failed)
+
+    def _completed(self, jobs: list[JobRow]) -> None:
+        now = datetime.now(UTC)
+        for job in jobs:
+            self.metrics.jobs_completed.labels(job.job_type).inc()
+            if job.object_event_id is not None:
+                age = (now - job.created_at).total_seconds()
+                self.metrics.upload_to_result_seconds.labels(job.job_type).observe(max(0.0, age))
+        self._counts["completed"] += len(jobs)
+
+    # -- the process ---------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then shut down gracefully."""
+        await self.register()
+        rescuer = Rescuer(
+            self.engine,
+            interval_seconds=self.engine_settings.rescue_interval_seconds,
+            worker_lost_after_seconds=self.engine_settings.worker_lost_after_seconds,
+            on_rescue=self._rescued,
+        )
+        pruner = Pruner(self.engine, self.engine_settings.retention)
+        self.supervisor.start("wakeup_listener", lambda: self.listener.run(stop))
+        self.supervisor.start("heartbeat", lambda: self._heartbeats(stop))
+        self.supervisor.start("rescuer", lambda: rescuer.run(stop))
+        self.supervisor.start("retention", lambda: pruner.run(stop))
+        self.supervisor.start("completer", self.completer.run)
+        try:
+            await self._claim_loop(stop)
+        finally:
+            await self.shutdown()
+            await self.supervisor.close()
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        trigger = "start"
+        while not stop.is_set():
+            try:
+                started = await self.claim_once(trigger)
+            except ServiceUnavailable as exc:
+                log.warning("claim failed (%s); retrying", exc)
+                started = 0
+            if started and self.free_slots > 0:
+                trigger = "backlog"  # a full claim suggests more are ready right now
+                continue
+            trigger = await self._wait_for_work(stop)
+            if trigger == "slot" and self.free_slots < self.settings.concurrency // 2:
+                # Let a few more slots free up, so one claim fills several instead of one each.
+                await asyncio.sleep(self.settings.claim_cooldown_seconds)
+
+    async def _wait_for_work(self, stop: asyncio.Event) -> str:
+        """Wait for a wake-up, a freed slot (when full), the jittered poll, or stop; return which."""
+        self.listener.event.clear()
+        self._slot_freed.clear()
+        s = self.settings
+        # The poll is the correctness path: wake-ups only make it faster. Jitter keeps workers apart.
+        poll = s.poll_interval_seconds * random.uniform(1 - s.poll_jitter, 1 + s.poll_jitter)
+        awaited = self._slot_freed if self.free_slots <= 0 else self.listener.event
+        tasks = {
+            asyncio.ensure_future(awaited.wait()): "slot" if awaited is self._slot_freed else "wakeup",
+            asyncio.ensure_future(stop.wait()): "stop",
+        }
+        done, pending = await asyncio.wait(tasks, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return tasks[next(iter(done))] if done else "poll"
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        interval = self.settings.heartbeat_interval_seconds
+        every = max(1, round(self.settings.health_log_interval_seconds / interval))
+        beat = 0
+        while not stop.is_set():
+            try:
+                await self.heartbeat_once(health_sample=beat % every == 0)
+            except ServiceUnavailable as exc:
+                log.warning("heartbeat failed (%s); retrying", exc)
+            beat += 1
+            await wait_for_event(stop, interval)
+
+    async def shutdown(self) -> None:
+        """Stop claiming; running jobs get the grace period, then go back to PENDING unrun."""
+        self.draining = True
+        if self.running:
+            log.info("shutting down: waiting up to %ss for %d running jobs", self.settings.shutdown_grace_seconds,
+                     len(self.running))  # fmt: skip
+            tasks = [r.task for r in self.running.values()]
+            await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
+            for running in list(self.running.values()):
+                self._stop(running, "shutdown")
+            await asyncio.gather(*(r.task for r in list(self.running.values())), return_exceptions=True)
+        await asyncio.wait_for(self.completer.drain(), timeout=60)
+        with contextlib.suppress(ConveyorError):
+            async with acquire(self.engine.pool) as conn:
+                await self._report(conn, "DRAINING")
+                await worker_queries.stop(conn, self.id)
+        log.info("worker %s stopped", self.name)
