@@ -11,17 +11,13 @@ import logging
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from conveyor.db import events as event_queries
-from conveyor.db import jobs as job_queries
-from conveyor.db import workers as worker_queries
-from conveyor.db.connection import acquire
-from conveyor.db.errors import ServiceUnavailable
-from conveyor.pipeline.engine.engine import Engine
-from conveyor.pipeline.lifecycle.waiting import wait_for_event
+from conveyor.db.records import JobStatus
+from conveyor.pipeline.engine import Engine
+from conveyor.pipeline.lifecycle.periodic import every
 
 log = logging.getLogger(__name__)
 
-LIVE_STATUSES = ("BLOCKED", "PENDING", "RUNNING")
+LIVE_STATUSES = (JobStatus.BLOCKED, JobStatus.PENDING, JobStatus.RUNNING)
 
 
 class ClusterMetrics:
@@ -58,13 +54,13 @@ class ClusterMetricsRefresher:
 
     async def run_once(self) -> None:
         m = self.metrics
-        async with acquire(self.engine.pool) as conn:
-            depth = await job_queries.depth(conn)
-            alive, heartbeat_age = await worker_queries.liveness(conn)
-            open_letters = await event_queries.open_dead_letters(conn)
-            past_lease = await job_queries.running_past_lease(conn)
+        engine = self.engine
+        depth = await engine.stats.depth()
+        alive, heartbeat_age = await engine.workers.liveness()
+        open_letters = await engine.objects.open_dead_letters()
+        past_lease = await engine.stats.running_past_lease()
         self._job_types |= {d.job_type for d in depth}
-        counts = {(d.status.value, d.job_type): d.jobs for d in depth}
+        counts = {(d.status, d.job_type): d.jobs for d in depth}
         oldest = {d.job_type: d.oldest_ready_seconds for d in depth if d.oldest_ready_seconds is not None}
         for job_type in self._job_types:
             for status in LIVE_STATUSES:
@@ -76,9 +72,4 @@ class ClusterMetricsRefresher:
         m.running_past_lease.set(past_lease)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except ServiceUnavailable as exc:
-                log.warning("cluster metrics not refreshed: %s", exc)
-            await wait_for_event(stop, self.interval)
+        await every(self.interval, self.run_once, stop, name="cluster metrics")

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 
 from conveyor.api.settings import ApiSettings
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.ingest.deadletters import Replayer
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.wakeup import WakeupListener
 
 #: A named, time-bounded check of one backing service; raises when the service is down.
 HealthCheck = Callable[[], Awaitable[None]]
-#: Replays a dead letter by id (supplied by the CLI, which sees the ingest layer); None if unknown.
-Replay = Callable[[int], Awaitable[Any]]
 
 
 @dataclass
@@ -27,7 +25,8 @@ class ApiContext:
     registry: CollectorRegistry
     #: name -> (check, required): a required service down makes /health answer 503.
     checks: dict[str, tuple[HealthCheck, bool]] = field(default_factory=dict)
-    replay: Replay | None = None
+    #: Dead-letter replay with the ingest rules; None where this process has no rules to replay with.
+    replayer: Replayer | None = None
     listener: WakeupListener | None = None
     wakeups: asyncio.Event = field(default_factory=asyncio.Event)
 

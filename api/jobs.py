@@ -23,9 +23,9 @@ from conveyor.api.models import (
     StorableText,
     UtcDatetime,
 )  # fmt: skip
-from conveyor.db.jobs import JobFilter, JobRow, JobStatus
+from conveyor.db.records import JobFilter, JobRow, JobStatus
+from conveyor.pipeline.engine import Failure, FailureKind
 from conveyor.pipeline.engine.dag import JobSpec
-from conveyor.pipeline.engine.engine import Failure
 from conveyor.pipeline.lifecycle.waiting import wait_for_event
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -114,7 +114,7 @@ async def fail_job(job_id: uuid.UUID, body: Fail, request: Request) -> Outcome:
     context = context_of(request)
     job = await _held(context, job_id, body.worker_id)
     details = body.error.model_dump()
-    failure = Failure(job, body.error.message, kind="error" if body.retryable else "permanent",
+    failure = Failure(job, body.error.message, kind=FailureKind.ERROR if body.retryable else FailureKind.PERMANENT,
                       retryable=body.retryable, details={"details": details})  # fmt: skip
     new_status = await context.engine.fail(failure)
     if new_status is None:

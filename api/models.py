@@ -9,10 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from conveyor.db.events import DeadLetterRow
-from conveyor.db.jobs import JobRow
+from conveyor.db.records import DeadLetterRow, JobRow, WorkerRow
 from conveyor.db.values import unstorable
-from conveyor.db.workers import WorkerRow
 
 JobStatusName = Literal["BLOCKED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
 MAX_PRIORITY = 1_000_000

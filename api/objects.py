@@ -17,9 +17,7 @@ from conveyor.api.models import (
     Replayed,
     StorableText,
 )  # fmt: skip
-from conveyor.db import events as event_queries
-from conveyor.db.connection import acquire
-from conveyor.db.jobs import JobFilter
+from conveyor.db.records import JobFilter
 
 
 class AnyPath(Convertor[str]):
@@ -47,8 +45,7 @@ async def object_story(
 ) -> ObjectStory:
     """Every recorded event of the object and every job they started, with statuses, results and errors."""
     engine = context_of(request).engine
-    async with acquire(engine.pool) as conn:
-        events = await event_queries.for_key(conn, bucket, key)
+    events = await engine.objects.events_of(bucket, key)
     jobs = await engine.list_jobs(JobFilter(source_bucket=bucket, source_key=key), limit=500)
     return ObjectStory(
         bucket=bucket, key=key,
@@ -66,9 +63,8 @@ async def dead_letters(
     before: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[DeadLetterBody]:
-    async with acquire(context_of(request).engine.pool) as conn:
-        letters = await event_queries.list_dead_letters(conn, include_replayed=include_replayed, before=before,
-                                                        limit=limit)  # fmt: skip
+    objects = context_of(request).engine.objects
+    letters = await objects.dead_letters(include_replayed=include_replayed, before=before, limit=limit)
     return [DeadLetterBody.of(d) for d in letters]
 
 
@@ -80,9 +76,9 @@ async def dead_letters(
 async def replay(letter_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)], request: Request) -> Replayed:
     """Send a dead letter through parsing and routing again (after fixing the rules)."""
     context = context_of(request)
-    if context.replay is None:
+    if context.replayer is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "dead-letter replay is not configured in this process")
-    outcome = await context.replay(letter_id)
+    outcome = await context.replayer.replay(letter_id)
     if outcome is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dead letter {letter_id}")
     return Replayed(success=outcome.letter.replayed_at is not None, dead_letter=DeadLetterBody.of(outcome.letter),

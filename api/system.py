@@ -12,11 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from conveyor.api.context import HealthCheck, context_of
 from conveyor.api.models import HealthBody, ServiceCheck
-from conveyor.db import connection
-from conveyor.db.connection import acquire
-from conveyor.db.sql import QUERIES
 from conveyor.ingest.settings import KafkaSettings
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.settings import RedisSettings
 from conveyor.pipeline.engine.wakeup import redis_client
 from conveyor.pipeline.storage.client import s3_client
@@ -68,9 +65,7 @@ def standard_checks(
     """PostgreSQL is required (jobs live there); Redis, Kafka and the object store degrade the service."""
 
     async def postgres() -> None:
-        async with acquire(engine.pool) as conn:
-            with connection.translate_errors():
-                await conn.fetchval(QUERIES["ping"])
+        await engine.ping()
 
     async def redis_check() -> None:
         client = redis_client(redis)

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 
 from conveyor.db import events as event_queries
 from conveyor.db.connection import connect
-from conveyor.db.jobs import JobRow
+from conveyor.db.records import JobRow
 from conveyor.settings import Settings
 from tests.e2e.system import System, running_system
 

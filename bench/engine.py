@@ -19,8 +19,8 @@ from bench.database import fresh_database
 from conveyor.db import connection
 from conveyor.db.settings import PostgresSettings
 from conveyor.db.sql import parse
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec
-from conveyor.pipeline.engine.engine import Engine
 
 BENCH_DB = "conveyor_bench"
 SQL = parse((Path(__file__).parent / "bare.sql").read_text(), origin="bench/bare.sql")

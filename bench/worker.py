@@ -18,10 +18,10 @@ from pathlib import Path
 from bench.database import fresh_database
 from conveyor.db import connection
 from conveyor.db.connection import acquire
-from conveyor.db.jobs import JobStatus
+from conveyor.db.records import JobStatus
 from conveyor.db.sql import parse
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject
-from conveyor.pipeline.engine.engine import Engine
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.pipeline.worker.health import rss_bytes
 from conveyor.settings import Settings

@@ -6,36 +6,19 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from conveyor.db import connection
-from conveyor.pipeline.engine.engine import Engine
-from conveyor.pipeline.engine.wakeup import WakeupPublisher, redis_client
+from conveyor.pipeline.engine import Engine
 from conveyor.settings import MetricsSettings, Settings
 
 log = logging.getLogger(__name__)
 
 
-@asynccontextmanager
-async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
+def open_engine(settings: Settings) -> AbstractAsyncContextManager[Engine]:
     """An engine on a fresh pool, publishing wake-ups to Redis; everything is closed on exit."""
-    pool = await connection.create_pool(settings.postgres)
-    redis = redis_client(settings.redis)
-    wakeup = WakeupPublisher(redis, settings.redis)
-    try:
-        yield Engine(
-            pool,
-            retry=settings.engine.retry,
-            lease_grace_seconds=settings.engine.lease_grace_seconds,
-            wakeup=wakeup,
-        )
-    finally:
-        await wakeup.close()
-        await redis.aclose()
-        await pool.close()
+    return Engine.open(settings.postgres, settings.engine, settings.redis)
 
 
 def serve_metrics(registry: CollectorRegistry, settings: MetricsSettings) -> int | None:

@@ -1,9 +1,15 @@
-"""Creating and dropping whole databases: test isolation and `conveyor` admin tasks."""
+"""Whole databases: creating and dropping them (test isolation, admin tasks), and proving one answers."""
 
 from __future__ import annotations
 
-from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.connection import Connection, ping, translate_errors
+from conveyor.db.settings import PostgresSettings
 from conveyor.db.sql import QUERIES
+
+
+async def check_login(settings: PostgresSettings) -> None:
+    """Log in as the configured user and run a query, or raise :class:`~conveyor.db.errors.DatabaseUnavailable`."""
+    await ping(settings)
 
 
 async def create_database(conn: Connection, name: str, *, template: str) -> None:

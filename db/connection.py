@@ -9,9 +9,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 from conveyor.db.errors import DatabaseError, DatabaseUnavailable, UniqueViolation
 from conveyor.db.settings import PostgresSettings
@@ -98,11 +101,28 @@ async def acquire(pool: Pool) -> AsyncIterator[Connection]:
             yield conn  # type: ignore[misc]  # a pool's proxy forwards every Connection method
 
 
+async def hold(pool: Pool) -> Connection:
+    """Take a connection out of ``pool`` for as long as the caller needs (a session lock); see :func:`give_back`."""
+    with translate_errors():
+        return cast(Connection, await pool.acquire())  # a pool's proxy forwards every Connection method
+
+
+async def give_back(pool: Pool, conn: Connection) -> None:
+    """Return a held connection; the pool resets its session (advisory locks included) or discards it if broken."""
+    with translate_errors():
+        await pool.release(cast("PoolConnectionProxy[asyncpg.Record]", conn))
+
+
+async def round_trip(conn: Connection) -> None:
+    """Run a real query on ``conn``, or raise :class:`DatabaseUnavailable`."""
+    with translate_errors():
+        await conn.fetchval(QUERIES["ping"])
+
+
 async def ping(settings: PostgresSettings) -> None:
-    """Run a real query against the server, or raise :class:`DatabaseUnavailable`."""
+    """Run a real query against the server on a connection of its own, or raise :class:`DatabaseUnavailable`."""
     conn = await connect(settings)
     try:
-        with translate_errors():
-            await conn.fetchval(QUERIES["ping"])
+        await round_trip(conn)
     finally:
         await conn.close()

@@ -3,39 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.records import DeadLetterRow, EventJobs, Identity, NewDeadLetter, NewObjectEvent
 from conveyor.db.sql import QUERIES
-
-#: (bucket, key, version id, event name, sequencer): what makes two notifications the same event.
-Identity = tuple[str, str, str, str, str]
-
-
-@dataclass(frozen=True, kw_only=True)
-class NewObjectEvent:
-    """An upload notification, with the Kafka record it came from."""
-
-    bucket: str
-    key: str
-    version_id: str
-    event_name: str
-    sequencer: str
-    etag: str | None
-    size: int | None
-    content_type: str | None
-    user_metadata: dict[str, str]
-    event_time: datetime | None
-    partition: int
-    offset: int
-
-    @property
-    def identity(self) -> Identity:
-        return (self.bucket, self.key, self.version_id, self.event_name, self.sequencer)
 
 
 async def insert_many(conn: Connection, events: Sequence[NewObjectEvent], *, topic: str) -> dict[Identity, int]:
@@ -57,37 +29,6 @@ async def insert_many(conn: Connection, events: Sequence[NewObjectEvent], *, top
 async def for_key(conn: Connection, bucket: str, key: str) -> list[dict[str, Any]]:
     with translate_errors():
         return [dict(r) for r in await conn.fetch(QUERIES["object_events_for_key"], bucket, key)]
-
-
-@dataclass(frozen=True, kw_only=True)
-class NewDeadLetter:
-    reason: str
-    error: str
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeadLetterRow:
-    id: int
-    reason: str
-    error: str
-    source_topic: str
-    source_partition: int
-    source_offset: int
-    message_key: bytes | None
-    message_value: bytes
-    created_at: datetime
-    replayed_at: datetime | None
-    replay_count: int
-    last_replay_error: str | None
-
-    @classmethod
-    def from_record(cls, record: asyncpg.Record) -> DeadLetterRow:
-        return cls(**dict(record))
 
 
 async def insert_dead_letters(conn: Connection, letters: Sequence[NewDeadLetter]) -> list[int]:
@@ -121,16 +62,6 @@ async def mark_replayed(conn: Connection, letter_id: int, *, error: str | None) 
         row = await conn.fetchrow(QUERIES["dead_letter_replayed"], letter_id, error)
     assert row is not None
     return DeadLetterRow.from_record(row)
-
-
-@dataclass(frozen=True)
-class EventJobs:
-    id: int
-    bucket: str
-    key: str
-    sequencer: str
-    event_name: str
-    jobs: int
 
 
 async def job_counts(conn: Connection) -> list[EventJobs]:

@@ -8,98 +8,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-import asyncpg
-
 from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.records import (
+    Completion,
+    CompletionRow,
+    Depth,
+    Edge,
+    FailureRow,
+    HeldJob,
+    JobFilter,
+    JobRow,
+    JobStatus,
+    NewJob,
+    Rescued,
+)
 from conveyor.db.sql import QUERIES
-
-
-class JobStatus(StrEnum):
-    """Mirrors the ``job_status`` enum of the schema."""
-
-    BLOCKED = "BLOCKED"  # waiting for its parents
-    PENDING = "PENDING"  # ready, or waiting for run_at (a scheduled run or a retry's backoff)
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"  # retries exhausted, or not retryable: the dead-letter state
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_final(self) -> bool:
-        return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
-
-
-@dataclass(frozen=True, kw_only=True)
-class JobRow:
-    """A job as stored. ``attempts`` counts claims; ``errors`` holds one entry per failed attempt."""
-
-    id: uuid.UUID
-    job_type: str
-    payload: dict[str, Any]
-    status: JobStatus
-    priority: int
-    attempts: int
-    attempt_floor: int
-    max_retries: int
-    timeout_ms: int
-    run_at: datetime
-    lease_expires_at: datetime | None
-    worker_id: uuid.UUID | None
-    cancel_requested: bool
-    pending_parents: int
-    result: Any
-    errors: list[dict[str, Any]]
-    idempotency_key: str | None
-    pipeline: str | None
-    step: str | None
-    object_event_id: int | None
-    source_bucket: str | None
-    source_key: str | None
-    source_version: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    depends_on: list[uuid.UUID] = field(default_factory=list)
-    dependents: list[uuid.UUID] = field(default_factory=list)
-
-    @property
-    def retries_left(self) -> int:
-        """Attempts still allowed after the current one (0 means this attempt is the last)."""
-        return max(0, self.max_retries + 1 - (self.attempts - self.attempt_floor))
-
-    @classmethod
-    def from_record(cls, record: asyncpg.Record) -> JobRow:
-        values = dict(record)
-        values["status"] = JobStatus(values["status"])
-        values["depends_on"] = list(values.get("depends_on") or [])
-        values["dependents"] = list(values.get("dependents") or [])
-        return cls(**values)
-
-
-@dataclass(frozen=True, kw_only=True)
-class NewJob:
-    """A job to insert. ``parent_count`` is the number of parents it is declared with."""
-
-    id: uuid.UUID
-    job_type: str
-    payload: dict[str, Any]
-    priority: int = 0
-    max_retries: int = 3
-    timeout_ms: int = 300_000
-    run_at: datetime | None = None
-    idempotency_key: str | None = None
-    parent_count: int = 0
-    pipeline: str | None = None
-    step: str | None = None
-    object_event_id: int | None = None
-    source_bucket: str | None = None
-    source_key: str | None = None
-    source_version: str | None = None
 
 
 async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime | None = None) -> set[uuid.UUID]:
@@ -130,10 +56,9 @@ async def lock_parents(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.
         return {r["id"]: JobStatus(r["status"]) for r in await conn.fetch(QUERIES["job_lock_parents"], list(ids))}
 
 
-async def insert_dependencies(conn: Connection, edges: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
-    """Insert (parent, child) edges."""
+async def insert_dependencies(conn: Connection, edges: Sequence[Edge]) -> None:
     with translate_errors():
-        await conn.execute(QUERIES["dependency_insert_many"], [p for p, _ in edges], [c for _, c in edges])
+        await conn.execute(QUERIES["dependency_insert_many"], [e.parent for e in edges], [e.child for e in edges])
 
 
 async def settle_dependencies(
@@ -167,35 +92,24 @@ async def claim(
 
 async def extend_leases(
     conn: Connection,
-    held: Sequence[tuple[uuid.UUID, int]],
+    held: Sequence[HeldJob],
     *,
     lease_grace_seconds: float,
     now: datetime | None = None,
 ) -> dict[uuid.UUID, bool]:
-    """Extend leases of (id, attempt) pairs; return {id: cancel_requested} for those still held."""
+    """Extend the leases of ``held`` jobs; return {id: cancel_requested} for those still held."""
     with translate_errors():
         rows = await conn.fetch(
-            QUERIES["job_extend_leases"], [i for i, _ in held], [a for _, a in held], lease_grace_seconds, now
+            QUERIES["job_extend_leases"], [h.id for h in held], [h.attempt for h in held], lease_grace_seconds, now
         )
     return {r["id"]: r["cancel_requested"] for r in rows}
 
 
-@dataclass(frozen=True)
-class Completion:
-    """What a batch of completions changed."""
-
-    completed: set[uuid.UUID]
-    #: Children made ready, with their job types (for the wake-up).
-    released: dict[uuid.UUID, str]
-
-
-async def complete_many(
-    conn: Connection, done: Sequence[tuple[uuid.UUID, int, Any]], *, now: datetime | None = None
-) -> Completion:
-    """Complete (id, attempt, result) triples still held at that attempt; release their ready children."""
+async def complete_many(conn: Connection, done: Sequence[CompletionRow], *, now: datetime | None = None) -> Completion:
+    """Complete jobs still held at their attempt; release their ready children."""
     with translate_errors():
         rows = await conn.fetch(
-            QUERIES["job_complete_many"], [d[0] for d in done], [d[1] for d in done], [d[2] for d in done], now
+            QUERIES["job_complete_many"], [d.id for d in done], [d.attempt for d in done], [d.result for d in done], now
         )
     return Completion(
         completed={r["id"] for r in rows if r["outcome"] == "completed"},
@@ -205,33 +119,32 @@ async def complete_many(
 
 async def fail_many(
     conn: Connection,
-    failures: Sequence[tuple[uuid.UUID, int, dict[str, Any], datetime | None]],
+    failures: Sequence[FailureRow],
     *,
     now: datetime | None = None,
 ) -> dict[uuid.UUID, JobStatus]:
-    """Record (id, attempt, error entry, retry_at or None) failures; return the new status of each one applied."""
+    """Record failed attempts; return the new status of each one applied."""
+    f = failures
     with translate_errors():
         rows = await conn.fetch(
             QUERIES["job_fail_many"],
-            [f[0] for f in failures],
-            [f[1] for f in failures],
-            [f[2] for f in failures],
-            [f[3] for f in failures],
-            now,
-        )
+            [x.id for x in f], [x.attempt for x in f], [x.error for x in f], [x.retry_at for x in f], now,
+        )  # fmt: skip
     return {r["id"]: JobStatus(r["status"]) for r in rows}
 
 
-async def release_many(
+async def requeue_many(
     conn: Connection,
-    held: Sequence[tuple[uuid.UUID, int]],
+    held: Sequence[HeldJob],
     *,
     run_at: datetime | None = None,
     now: datetime | None = None,
 ) -> set[uuid.UUID]:
-    """Return (id, attempt) jobs to PENDING without spending the attempt, runnable from ``run_at``."""
+    """Return ``held`` jobs to PENDING without spending the attempt (requeued), runnable from ``run_at``."""
     with translate_errors():
-        rows = await conn.fetch(QUERIES["job_release_many"], [i for i, _ in held], [a for _, a in held], run_at, now)
+        rows = await conn.fetch(
+            QUERIES["job_requeue_many"], [h.id for h in held], [h.attempt for h in held], run_at, now
+        )
     return {r["id"] for r in rows}
 
 
@@ -264,13 +177,6 @@ async def reblock_descendants(conn: Connection, job_id: uuid.UUID) -> set[uuid.U
         return {r["id"] for r in await conn.fetch(QUERIES["job_reblock_descendants"], job_id)}
 
 
-@dataclass(frozen=True)
-class Rescued:
-    id: uuid.UUID
-    status: JobStatus
-    job_type: str
-
-
 async def rescue_expired(conn: Connection, *, limit: int, now: datetime | None = None) -> list[Rescued]:
     with translate_errors():
         rows = await conn.fetch(QUERIES["job_rescue_expired"], limit, now)
@@ -288,17 +194,6 @@ async def get(conn: Connection, job_id: uuid.UUID) -> JobRow | None:
     with translate_errors():
         row = await conn.fetchrow(QUERIES["job_get"], job_id)
     return None if row is None else JobRow.from_record(row)
-
-
-@dataclass(frozen=True, kw_only=True)
-class JobFilter:
-    """Optional filters of :func:`list_jobs`."""
-
-    status: JobStatus | None = None
-    job_type: str | None = None
-    source_bucket: str | None = None
-    source_key: str | None = None
-    since: datetime | None = None
 
 
 async def list_jobs(
@@ -322,14 +217,6 @@ async def list_jobs(
 async def parent_results(conn: Connection, job_id: uuid.UUID) -> list[dict[str, Any]]:
     with translate_errors():
         return [dict(r) for r in await conn.fetch(QUERIES["job_parent_results"], job_id)]
-
-
-@dataclass(frozen=True)
-class Depth:
-    status: JobStatus
-    job_type: str
-    jobs: int
-    oldest_ready_seconds: float | None
 
 
 async def depth(conn: Connection, *, now: datetime | None = None) -> list[Depth]:

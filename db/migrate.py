@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.connection import Connection, connect, translate_errors
 from conveyor.db.errors import MigrationError
+from conveyor.db.settings import PostgresSettings
 from conveyor.db.sql import QUERIES
 
 # An arbitrary constant shared by every conveyor process: the advisory lock that serialises migrations.
@@ -64,6 +65,15 @@ async def migrate(conn: Connection) -> list[Migration]:
                 await conn.execute(migration.sql)
                 await conn.execute(QUERIES["migration_record"], migration.version, migration.name, migration.checksum)
     return pending
+
+
+async def migrate_database(settings: PostgresSettings) -> list[Migration]:
+    """:func:`migrate` on a connection of its own to the configured database."""
+    conn = await connect(settings)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
 
 
 def _is_pending(migration: Migration, applied: dict[int, str]) -> bool:

@@ -3,54 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from conveyor.db.connection import Connection, translate_errors
+from conveyor.db.records import Liveness, NewWorker, WorkerRow, WorkerStatus
 from conveyor.db.sql import QUERIES
-
-
-@dataclass(frozen=True, kw_only=True)
-class WorkerRow:
-    """A registered worker process (Python or HTTP)."""
-
-    id: uuid.UUID
-    name: str
-    worker_type: str
-    capabilities: list[str]
-    max_concurrent_jobs: int
-    host: str | None
-    pid: int | None
-    version: str | None
-    status: str  # ACTIVE | DRAINING | STOPPED | LOST
-    started_at: datetime
-    last_heartbeat_at: datetime
-    stopped_at: datetime | None
-    jobs_completed: int
-    jobs_failed: int
-    jobs_in_flight: int = 0
-
-    @classmethod
-    def from_record(cls, record: asyncpg.Record) -> WorkerRow:
-        values = dict(record)
-        values["capabilities"] = list(values["capabilities"])
-        return cls(**values)
-
-
-@dataclass(frozen=True, kw_only=True)
-class NewWorker:
-    id: uuid.UUID
-    name: str
-    worker_type: str = "python"
-    capabilities: Sequence[str] = ()
-    max_concurrent_jobs: int = 1
-    host: str | None = None
-    pid: int | None = None
-    version: str | None = None
 
 
 async def register(conn: Connection, worker: NewWorker) -> WorkerRow:
@@ -71,7 +29,12 @@ async def register(conn: Connection, worker: NewWorker) -> WorkerRow:
 
 
 async def heartbeat(
-    conn: Connection, worker_id: uuid.UUID, *, status: str = "ACTIVE", completed: int = 0, failed: int = 0
+    conn: Connection,
+    worker_id: uuid.UUID,
+    *,
+    status: WorkerStatus = WorkerStatus.ACTIVE,
+    completed: int = 0,
+    failed: int = 0,
 ) -> bool:
     """Record that the worker is alive; False if it is unknown or was already declared STOPPED or LOST."""
     with translate_errors():
@@ -92,7 +55,7 @@ async def log_health(
     conn: Connection,
     worker_id: uuid.UUID,
     *,
-    status: str,
+    status: WorkerStatus,
     jobs_in_flight: int,
     rss_bytes: int | None,
     cpu_percent: float | None,
@@ -129,9 +92,9 @@ async def prune(conn: Connection, *, before: datetime, limit: int) -> int:
     return int(status.split()[-1])
 
 
-async def liveness(conn: Connection) -> tuple[int, float]:
-    """(live workers, age in seconds of the stalest heartbeat among them)."""
+async def liveness(conn: Connection) -> Liveness:
+    """How many workers are live, and the age of the stalest heartbeat among them."""
     with translate_errors():
         row = await conn.fetchrow(QUERIES["worker_liveness"])
     assert row is not None
-    return int(row["alive"]), float(row["oldest_heartbeat_seconds"])
+    return Liveness(int(row["alive"]), float(row["oldest_heartbeat_seconds"]))

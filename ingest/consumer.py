@@ -28,10 +28,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from conveyor.db import events as event_queries
-from conveyor.db.connection import acquire
 from conveyor.db.errors import DatabaseError, ServiceUnavailable
-from conveyor.db.events import NewDeadLetter
+from conveyor.db.records import NewDeadLetter
 from conveyor.ingest import deadletters
 from conveyor.ingest.errors import BadEvent
 from conveyor.ingest.events import parse_message
@@ -39,7 +37,7 @@ from conveyor.ingest.metrics import IngestMetrics
 from conveyor.ingest.routing import RoutedEvent, RoutingRules, route
 from conveyor.ingest.settings import IngestSettings, KafkaSettings
 from conveyor.ingest.store import Positioned, StoreResult, store_events
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.lifecycle.waiting import wait_for_event
 
 log = logging.getLogger(__name__)
@@ -158,12 +156,11 @@ class Ingestor:
         return Fetched(records, offsets, self._sort(records), time.monotonic())
 
     async def _finish(self, fetched: Fetched) -> BatchReport:
-        """Stage 2: record and create in one transaction, publish dead letters, commit offsets, wake workers."""
+        """Stage 2: record and create in one transaction (waking workers), publish dead letters, commit offsets."""
         async with self._batch_lock:
             stored = await self._store_with_retry(fetched.sorted)
             await deadletters.publish(self.producer, self.kafka.dead_letter_topic, fetched.sorted.dead)
             await self._commit(fetched.offsets)
-        self.engine.notify_ready(stored.ready_types)
         self._observe(fetched, stored)
         await self.record_lag()
         records = fetched.records
@@ -219,10 +216,10 @@ class Ingestor:
                 return stored
 
     async def _store(self, routed: list[Positioned], dead: list[NewDeadLetter]) -> StoreResult:
-        async with acquire(self.engine.pool) as conn, conn.transaction():
-            stored = await store_events(conn, self.engine, routed, topic=self.kafka.events_topic)
+        async with self.engine.transaction() as tx:
+            stored = await store_events(tx, routed, topic=self.kafka.events_topic)
             if dead:
-                await event_queries.insert_dead_letters(conn, dead)
+                await tx.record_dead_letters(dead)
         return stored
 
     async def _store_one_by_one(self, batch: Sorted) -> StoreResult:
@@ -234,11 +231,7 @@ class Ingestor:
             except DatabaseError as exc:
                 batch.dead.append(_dead_letter(record, BadEvent("database_rejected", str(exc))))
                 continue
-            total.new_events += stored.new_events
-            total.duplicates += stored.duplicates
-            total.ready_types += stored.ready_types
-            for pipeline, count in stored.jobs_by_pipeline.items():
-                total.jobs_by_pipeline[pipeline] = total.jobs_by_pipeline.get(pipeline, 0) + count
+            total.add(stored)
         await self._store([], batch.dead)
         return total
 
@@ -291,14 +284,25 @@ class Ingestor:
         finish, and commit their offsets, strictly in order. Kafka errors are logged and retried.
         """
         ready: asyncio.Queue[Fetched | None] = asyncio.Queue(maxsize=1)
-        fetcher = asyncio.create_task(self._fetch_until(stop, ready))
+        fetcher = asyncio.create_task(self._fetch_until(stop, ready), name="ingest-fetch")
         try:
-            while (fetched := await ready.get()) is not None:
+            while (fetched := await self._next(ready, fetcher)) is not None:
                 await self._finish_retrying(fetched, stop)
         finally:
             fetcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await fetcher
+
+    @staticmethod
+    async def _next(ready: asyncio.Queue[Fetched | None], fetcher: asyncio.Task[None]) -> Fetched | None:
+        """The next fetched batch; if the fetch stage died instead, its exception (never a silent wait)."""
+        getting = asyncio.ensure_future(ready.get())
+        await asyncio.wait({getting, fetcher}, return_when=asyncio.FIRST_COMPLETED)
+        if getting.done():
+            return getting.result()
+        getting.cancel()
+        fetcher.result()  # raises what killed the fetch stage: the process stops, loudly, and is restarted
+        return await ready.get()  # it ended normally: its end-of-stream marker is queued
 
     async def _finish_retrying(self, fetched: Fetched, stop: asyncio.Event) -> None:
         # Finishing again is safe: recorded events are found, dead letters and offsets are idempotent.

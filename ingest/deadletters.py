@@ -13,14 +13,13 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
-from conveyor.db import events as event_queries
-from conveyor.db.connection import acquire
-from conveyor.db.events import DeadLetterRow, NewDeadLetter
+from conveyor.db.records import DeadLetterRow, NewDeadLetter
 from conveyor.ingest.errors import BadEvent
 from conveyor.ingest.events import KeyEncoding, parse_message
-from conveyor.ingest.routing import RoutedEvent, RoutingRules, route
+from conveyor.ingest.routing import RoutedEvent, RoutingRules, load_rules, route
+from conveyor.ingest.settings import IngestSettings
 from conveyor.ingest.store import Positioned, store_events
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +57,40 @@ class ReplayOutcome:
     jobs_created: int
 
 
-async def replay(
-    engine: Engine,
-    letter_id: int,
-    rules: RoutingRules,
-    *,
-    max_bytes: int,
-    max_lineage_depth: int,
-    plain_key_encoding: KeyEncoding = "auto",
-) -> ReplayOutcome | None:
-    """Send dead letter ``letter_id`` through parsing and routing again; None if there is no such letter.
+@dataclass(frozen=True)
+class Replayer:
+    """Sends dead letters back through parsing and routing, with the rules and limits ingest uses."""
 
-    When it now routes, its event and jobs are created and the letter is marked replayed, all in one
-    transaction; when it still fails, the letter stays open with the new error.
-    """
-    async with acquire(engine.pool) as conn, conn.transaction():
-        letter = await event_queries.lock_dead_letter(conn, letter_id)
-        if letter is None:
-            return None
-        try:
-            routed = _route(letter.message_value, rules, max_bytes, max_lineage_depth, plain_key_encoding)
-        except BadEvent as exc:
-            return ReplayOutcome(await event_queries.mark_replayed(conn, letter_id, error=f"{exc.reason}: {exc}"), 0)
-        positioned = [Positioned(r, letter.source_partition, letter.source_offset) for r in routed]
-        stored = await store_events(conn, engine, positioned, topic=letter.source_topic)
-        letter = await event_queries.mark_replayed(conn, letter_id, error=None)
-    engine.notify_ready(stored.ready_types)
-    log.info("replayed dead letter %d: %d jobs created", letter_id, sum(stored.jobs_by_pipeline.values()))
-    return ReplayOutcome(letter, sum(stored.jobs_by_pipeline.values()))
+    engine: Engine
+    rules: RoutingRules
+    max_bytes: int
+    max_lineage_depth: int
+    plain_key_encoding: KeyEncoding = "auto"
+
+    @classmethod
+    def configured(cls, engine: Engine, settings: IngestSettings) -> Replayer:
+        """A replayer with the rules and limits of ``settings``: the ones ingest itself applies."""
+        return cls(engine, load_rules(settings.pipelines_file), settings.max_message_bytes,
+                   settings.max_lineage_depth, settings.plain_key_encoding)  # fmt: skip
+
+    async def replay(self, letter_id: int) -> ReplayOutcome | None:
+        """Replay dead letter ``letter_id``; None if there is no such letter.
+
+        When it now routes, its event and jobs are created and the letter is marked replayed, all in one
+        transaction (two replays of one letter serialise on its row lock; the second finds the event
+        recorded and creates nothing); when it still fails, the letter stays open with the new error.
+        """
+        async with self.engine.transaction() as tx:
+            letter = await tx.lock_dead_letter(letter_id)
+            if letter is None:
+                return None
+            try:
+                routed = _route(letter.message_value, self.rules, self.max_bytes, self.max_lineage_depth,
+                                self.plain_key_encoding)  # fmt: skip
+            except BadEvent as exc:
+                return ReplayOutcome(await tx.mark_replayed(letter_id, error=f"{exc.reason}: {exc}"), 0)
+            positioned = [Positioned(r, letter.source_partition, letter.source_offset) for r in routed]
+            stored = await store_events(tx, positioned, topic=letter.source_topic)
+            letter = await tx.mark_replayed(letter_id, error=None)
+        log.info("replayed dead letter %d: %d jobs created", letter_id, stored.jobs_created)
+        return ReplayOutcome(letter, stored.jobs_created)

@@ -1,15 +1,13 @@
-"""Recording routed events and creating their jobs, in the caller's transaction, exactly once per event."""
+"""Recording routed events and creating their jobs, in the caller's engine transaction, exactly once per event."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from conveyor.db import events as event_queries
-from conveyor.db.connection import Connection
-from conveyor.db.events import NewObjectEvent
+from conveyor.db.records import NewObjectEvent
 from conveyor.ingest.routing import RoutedEvent
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine import EngineTransaction
 
 
 @dataclass(frozen=True)
@@ -26,18 +24,27 @@ class StoreResult:
     new_events: int = 0
     duplicates: int = 0
     jobs_by_pipeline: dict[str, int] = field(default_factory=dict)
-    ready_types: list[str] = field(default_factory=list)
+
+    @property
+    def jobs_created(self) -> int:
+        return sum(self.jobs_by_pipeline.values())
+
+    def add(self, other: StoreResult) -> None:
+        self.new_events += other.new_events
+        self.duplicates += other.duplicates
+        for pipeline, count in other.jobs_by_pipeline.items():
+            self.jobs_by_pipeline[pipeline] = self.jobs_by_pipeline.get(pipeline, 0) + count
 
 
-async def store_events(conn: Connection, engine: Engine, events: Sequence[Positioned], *, topic: str) -> StoreResult:
-    """Insert the events; for those that are new, create their pipelines' jobs (one batched DAG insert).
+async def store_events(tx: EngineTransaction, events: Sequence[Positioned], *, topic: str) -> StoreResult:
+    """Record the events; for those that are new, create their pipelines' jobs (one batched DAG insert).
 
-    Must run inside a transaction: events and jobs commit together or not at all.
+    Events and jobs commit together with ``tx``, or not at all.
     """
     if not events:
         return StoreResult()
     rows = [_row(p) for p in events]
-    new = await event_queries.insert_many(conn, rows, topic=topic)
+    new = await tx.record_events(rows, topic=topic)
     result = StoreResult(new_events=len(new), duplicates=len(events) - len(new))
     specs = []
     for item, row in zip(events, rows, strict=True):
@@ -45,7 +52,7 @@ async def store_events(conn: Connection, engine: Engine, events: Sequence[Positi
         if event_id is not None:
             specs += item.routed.recorded_as(event_id).specs()
     if specs:
-        _, result.ready_types = await engine.create_dag_in(conn, specs)
+        await tx.create_dag(specs)
         for spec in specs:
             result.jobs_by_pipeline[spec.pipeline or ""] = result.jobs_by_pipeline.get(spec.pipeline or "", 0) + 1
     return result

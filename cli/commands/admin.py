@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from conveyor import bootstrap as bootstrap_module
-from conveyor.db import connection, migrate
+from conveyor.db import migrate
 from conveyor.settings import Settings, masked
 
 
@@ -42,11 +42,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def apply_migrations(settings: Settings) -> list[migrate.Migration]:
-    conn = await connection.connect(settings.postgres)
-    try:
-        return await migrate.migrate(conn)
-    finally:
-        await conn.close()
+    return await migrate.migrate_database(settings.postgres)
 
 
 def _bootstrap(settings: Settings, args: argparse.Namespace) -> int:

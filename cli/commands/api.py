@@ -15,11 +15,13 @@ from conveyor.api.app import create_app
 from conveyor.api.cluster_metrics import ClusterMetrics, ClusterMetricsRefresher
 from conveyor.api.context import ApiContext
 from conveyor.api.system import standard_checks
-from conveyor.ingest import deadletters
-from conveyor.ingest.routing import load_rules
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.ingest.deadletters import Replayer
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.wakeup import WakeupListener, redis_client
+from conveyor.pipeline.lifecycle.tasks import Supervisor, task_failures_counter
 from conveyor.pipeline.lifecycle.waiting import wait_for_event
+from conveyor.pipeline.maintenance.leader import MaintenanceLeader
+from conveyor.pipeline.maintenance.metrics import MaintenanceMetrics
 from conveyor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,18 +43,10 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_context(settings: Settings, engine: Engine, registry: CollectorRegistry) -> ApiContext:
-    """The API's dependencies, including dead-letter replay (which needs the ingest layer: wired here)."""
-    rules = load_rules(settings.ingest.pipelines_file)
-    s = settings.ingest
-
-    async def replay(letter_id: int) -> deadletters.ReplayOutcome | None:
-        return await deadletters.replay(
-            engine, letter_id, rules, max_bytes=s.max_message_bytes, max_lineage_depth=s.max_lineage_depth,
-            plain_key_encoding=s.plain_key_encoding,
-        )  # fmt: skip
-
+    """The API's dependencies, including dead-letter replay with the configured ingest rules."""
     checks = standard_checks(engine, settings.redis, settings.kafka, settings.s3)
-    return ApiContext(engine=engine, settings=settings.api, registry=registry, checks=checks, replay=replay)
+    replayer = Replayer.configured(engine, settings.ingest)
+    return ApiContext(engine=engine, settings=settings.api, registry=registry, checks=checks, replayer=replayer)
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -66,12 +60,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         server = uvicorn.Server(uvicorn.Config(app, host=settings.api.host, port=settings.api.port,
                                                log_level="warning", lifespan="off"))  # fmt: skip
         done = stop or asyncio.Event()
-        refresher = ClusterMetricsRefresher(
-            engine, ClusterMetrics(registry), settings.api.cluster_metrics_interval_seconds
-        )
-        side = [
-            asyncio.create_task(t) for t in (context.listener.run(done), _relay(context, done), refresher.run(done))
-        ]
+        side = _side_tasks(settings, context, done)
         log.info("API on http://%s:%d (OpenAPI at /docs)", settings.api.host, settings.api.port)
         try:
             serving = asyncio.create_task(server.serve())
@@ -80,10 +69,23 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             await serving
         finally:
             done.set()
-            for task in side:
-                task.cancel()
-            await asyncio.gather(*side, return_exceptions=True)
+            await side.close()
             await redis.aclose()
+
+
+def _side_tasks(settings: Settings, context: ApiContext, stop: asyncio.Event) -> Supervisor:
+    """The API's supervised side tasks: wake-ups for long polls, the cluster gauges, maintenance."""
+    engine, registry, listener = context.engine, context.registry, context.listener
+    assert listener is not None
+    refresher = ClusterMetricsRefresher(engine, ClusterMetrics(registry), settings.api.cluster_metrics_interval_seconds)
+    # HTTP workers need rescuing too: the API campaigns for the maintenance leadership like every worker.
+    maintenance = MaintenanceLeader(engine, settings.engine, MaintenanceMetrics(registry))
+    side = Supervisor(task_failures_counter(registry))
+    side.start("wakeup_listener", lambda: listener.run(stop))
+    side.start("wakeup_relay", lambda: _relay(context, stop))
+    side.start("cluster_metrics", lambda: refresher.run(stop))
+    side.start("maintenance", lambda: maintenance.run(stop))
+    return side
 
 
 async def _relay(context: ApiContext, stop: asyncio.Event) -> None:

@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 
 from conveyor import runtime
-from conveyor.db import events as event_queries
-from conveyor.db.connection import acquire
-from conveyor.ingest import deadletters
+from conveyor.db.records import DeadLetterRow
 from conveyor.ingest.consumer import Ingestor
+from conveyor.ingest.deadletters import Replayer
 from conveyor.ingest.events import UploadEvent
 from conveyor.ingest.metrics import IngestMetrics
 from conveyor.ingest.routing import describe, load_rules, route
@@ -103,9 +102,9 @@ def _pipelines_match(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
-    async def fetch() -> list[event_queries.DeadLetterRow]:
-        async with runtime.open_engine(settings) as engine, acquire(engine.pool) as conn:
-            return await event_queries.list_dead_letters(conn, include_replayed=args.all, limit=args.limit)
+    async def fetch() -> list[DeadLetterRow]:
+        async with runtime.open_engine(settings) as engine:
+            return await engine.objects.dead_letters(include_replayed=args.all, limit=args.limit)
 
     letters = asyncio.run(fetch())
     if not letters:
@@ -121,17 +120,12 @@ def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
-    rules = load_rules(settings.ingest.pipelines_file)
-    s = settings.ingest
-
     async def replay_all() -> int:
         failures = 0
         async with runtime.open_engine(settings) as engine:
+            replayer = Replayer.configured(engine, settings.ingest)
             for letter_id in args.ids:
-                outcome = await deadletters.replay(
-                    engine, letter_id, rules, max_bytes=s.max_message_bytes, max_lineage_depth=s.max_lineage_depth,
-                    plain_key_encoding=s.plain_key_encoding,
-                )  # fmt: skip
+                outcome = await replayer.replay(letter_id)
                 if outcome is None:
                     print(f"#{letter_id}: no such dead letter")
                     failures += 1

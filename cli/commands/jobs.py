@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from conveyor import runtime
-from conveyor.db.jobs import JobFilter, JobRow, JobStatus
+from conveyor.db.records import JobFilter, JobRow, JobStatus
 from conveyor.settings import Settings
 
 

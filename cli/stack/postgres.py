@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conveyor.db import connection
+from conveyor.db import admin
 from conveyor.stack.process import ProcessSpec
 from conveyor.stack.service import DEPLOY_LOCAL, Service
 from conveyor.stack.tools import apt_install
@@ -83,7 +83,7 @@ class Postgres(Service):
         pg = self.settings.postgres
         variables = {"user": pg.user, "password": pg.password.get_secret_value(), "database": pg.database}
         self._psql(SCRIPTS / "bootstrap.sql", variables)
-        await connection.ping(pg)
+        await admin.check_login(pg)
 
     def _psql(self, script: Path, variables: dict[str, str] | None = None) -> str:
         argv = [str(PG_BIN / "psql"), "-h", str(self.socket_dir), "-p", str(self.settings.postgres.port),

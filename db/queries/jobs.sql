@@ -151,7 +151,7 @@ FROM unnest($1::uuid[], $2::integer[], $3::jsonb[], $4::timestamptz[]) AS u(id, 
 WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
 RETURNING j.id, j.status;
 
--- name: job_release_many
+-- name: job_requeue_many
 -- Give jobs back without spending the attempt: unrun at shutdown, or snoozed by a handler until $3
 -- (NULL = now). $1 ids, $2 attempts, $4 now.
 UPDATE jobs j

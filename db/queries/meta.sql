@@ -47,3 +47,12 @@ SELECT format('CREATE DATABASE %I TEMPLATE %I', $1::text, $2::text);
 -- name: database_drop_statement
 -- Build the statement that drops database $1, disconnecting its sessions.
 SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text);
+
+-- name: leader_try_lock
+-- Try to take the session advisory lock $1 (bigint) without waiting: true when this session now holds it.
+-- Advisory locks belong to the current database, so databases on one server elect their leaders apart.
+SELECT pg_try_advisory_lock($1);
+
+-- name: leader_unlock
+-- Give up the session advisory lock $1; false when this session did not hold it.
+SELECT pg_advisory_unlock($1);

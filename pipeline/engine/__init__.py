@@ -5,3 +5,26 @@ outside this room and ``conveyor.db`` calls the query modules. Wake-ups go out a
 """
 
 from __future__ import annotations
+
+from conveyor.pipeline.engine.creation import DagResult
+from conveyor.pipeline.engine.dag import JobSpec, SourceObject
+from conveyor.pipeline.engine.engine import Engine, Failure, FailureKind, JobResult, system_clock
+from conveyor.pipeline.engine.errors import DependencyCycle, InvalidDag, JobConflict, JobNotFound, UnknownParent
+from conveyor.pipeline.engine.transaction import EngineTransaction
+
+__all__ = [
+    "DagResult",
+    "DependencyCycle",
+    "Engine",
+    "EngineTransaction",
+    "Failure",
+    "FailureKind",
+    "InvalidDag",
+    "JobConflict",
+    "JobNotFound",
+    "JobResult",
+    "JobSpec",
+    "SourceObject",
+    "UnknownParent",
+    "system_clock",
+]

@@ -1,29 +1,40 @@
-"""The job engine: every verb the workers, the ingestor and the HTTP API use to move jobs.
+"""The job engine: the one door through which every room moves jobs, workers and object events.
 
-Each verb is one short transaction on PostgreSQL (the only place a job lives). Transitions are guarded
-by the status and attempt the caller holds; a guard that matches nothing means another party (the
-rescuer, a canceller, a duplicate completion) got there first: it is logged and reported, never raised.
-Wake-ups are published only after the transaction commits.
+Each verb is one short transaction on PostgreSQL (the only place a job lives); several verbs that must
+commit together share an :class:`EngineTransaction` (``async with engine.transaction() as tx``).
+Transitions are guarded by the status and attempt the caller holds; a guard that matches nothing means
+another party (the rescuer, a canceller, a duplicate completion) got there first: it is logged and
+reported, never raised. Wake-ups are published only after the transaction commits, by the engine.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
+from conveyor.db import connection
 from conveyor.db import jobs as job_queries
 from conveyor.db.connection import Connection, Pool, acquire
-from conveyor.db.jobs import JobFilter, JobRow, JobStatus, NewJob
+from conveyor.db.records import CompletionRow, FailureRow, HeldJob, JobFilter, JobRow, JobStatus
+from conveyor.db.settings import PostgresSettings
 from conveyor.db.values import storable
-from conveyor.pipeline.engine.dag import JobSpec, SourceObject, inherited_priorities, topological_order
-from conveyor.pipeline.engine.errors import JobConflict, JobNotFound, UnknownParent
-from conveyor.pipeline.engine.ids import uuid7
+from conveyor.pipeline.engine.creation import DagResult
+from conveyor.pipeline.engine.dag import JobSpec, SourceObject
+from conveyor.pipeline.engine.errors import JobConflict, JobNotFound
+from conveyor.pipeline.engine.maintenance import MaintenanceVerbs
+from conveyor.pipeline.engine.objects import ObjectRecords
 from conveyor.pipeline.engine.retry import RetryPolicies
-from conveyor.pipeline.engine.wakeup import WakeupPublisher
+from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
+from conveyor.pipeline.engine.stats import QueueStats
+from conveyor.pipeline.engine.transaction import EngineTransaction
+from conveyor.pipeline.engine.wakeup import WakeupPublisher, redis_client
+from conveyor.pipeline.engine.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +45,40 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+class FailureKind(StrEnum):
+    """Why an attempt failed, as its error-history entry says (``errors[].kind``)."""
+
+    ERROR = "error"  # the handler raised: retried under the job type's policy
+    TIMEOUT = "timeout"  # the attempt outlived the job's timeout: retried
+    PERMANENT = "permanent"  # retrying cannot help: FAILED now
+    WORKER_LOST = "worker_lost"  # the worker stopped heartbeating (written by the rescuer)
+    UPSTREAM_FAILED = "upstream_failed"  # a parent ended FAILED or CANCELLED (written with the cancellation)
+
+
 @dataclass(frozen=True)
 class Failure:
     """A failed attempt of a job the caller holds."""
 
     job: JobRow
     message: str
-    kind: str = "error"  # error | timeout | permanent
+    kind: FailureKind = FailureKind.ERROR
     retryable: bool = True
     details: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class DagResult:
-    """The ids of a DAG's jobs by name (or position), and whether this call created them."""
+class JobResult(NamedTuple):
+    """A held job and what its handler returned."""
 
-    ids: dict[str, uuid.UUID]
-    created: bool
+    job: JobRow
+    result: Any
 
 
 class Engine:
-    """Creates, claims, finishes, cancels, retries and finds jobs."""
+    """Creates, claims, finishes, cancels, retries and finds jobs; its facets hold the other doors.
+
+    ``engine.workers`` (the worker registry), ``engine.objects`` (recorded events and dead letters),
+    ``engine.maintenance`` (rescue, retention, leadership) and ``engine.stats`` (queue figures).
+    """
 
     def __init__(
         self,
@@ -71,6 +95,26 @@ class Engine:
         self.wakeup = wakeup
         # With an injected clock every statement uses it; otherwise PostgreSQL's now() decides.
         self._clock = clock
+        self.workers = WorkerRegistry(pool)
+        self.objects = ObjectRecords(pool)
+        self.maintenance = MaintenanceVerbs(pool, now=self.db_now, wake=self._wake)
+        self.stats = QueueStats(pool, now=self.db_now)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, postgres: PostgresSettings, settings: EngineSettings, redis: RedisSettings
+    ) -> AsyncIterator[Engine]:
+        """An engine on a fresh pool, publishing wake-ups to Redis; everything is closed on exit."""
+        pool = await connection.create_pool(postgres)
+        client = redis_client(redis)
+        wakeup = WakeupPublisher(client, redis)
+        try:
+            yield cls(pool, retry=settings.retry, lease_grace_seconds=settings.lease_grace_seconds, wakeup=wakeup)
+        finally:
+            await wakeup.close()
+            await client.aclose()
+            await pool.close()
 
     def db_now(self) -> datetime | None:
         return self._clock() if self._clock else None
@@ -82,7 +126,20 @@ class Engine:
         if self.wakeup is not None and job_types:
             self.wakeup.notify(job_types)
 
-    # -- creating ------------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """A real round trip to PostgreSQL, or :class:`~conveyor.db.errors.DatabaseUnavailable`."""
+        async with acquire(self.pool) as conn:
+            await connection.round_trip(conn)
+
+    # -- transactions and creating ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[EngineTransaction]:
+        """Verbs that commit together; the job types they made ready are woken after the commit."""
+        async with acquire(self.pool) as conn, conn.transaction():
+            tx = EngineTransaction(conn, now=self.db_now())
+            yield tx
+        self._wake(sorted(set(tx.ready_types)))
 
     async def create(self, spec: JobSpec, *, source: SourceObject | None = None) -> uuid.UUID:
         """Create one job (its ``depends_on`` are ids of existing jobs); idempotent on its key."""
@@ -93,92 +150,8 @@ class Engine:
         self, specs: Sequence[JobSpec], *, source: SourceObject | None = None, pipeline: str | None = None
     ) -> DagResult:
         """Create jobs and their dependencies in one transaction; repeat calls with the same keys create nothing."""
-        async with acquire(self.pool) as conn, conn.transaction():
-            result, ready_types = await self.create_dag_in(conn, specs, source=source, pipeline=pipeline)
-        self._wake(ready_types)
-        return result
-
-    async def create_dag_in(
-        self,
-        conn: Connection,
-        specs: Sequence[JobSpec],
-        *,
-        source: SourceObject | None = None,
-        pipeline: str | None = None,
-    ) -> tuple[DagResult, list[str]]:
-        """:meth:`create_dag` inside the caller's transaction; also returns the job types made ready.
-
-        The caller must publish the wake-up (``engine.notify_ready``) after its transaction commits.
-        """
-        order = topological_order(specs)
-        priorities = inherited_priorities(specs, order)
-        names = [spec.name or str(i) for i, spec in enumerate(specs)]
-        ids = [uuid7() for _ in specs]
-        by_name = dict(zip(names, ids, strict=True))
-        rows = [_new_job(specs[i], ids[i], priorities[i], pipeline, source) for i in order]
-        inserted = await job_queries.insert_many(conn, rows, now=self.db_now())
-        if inserted != set(ids):
-            by_name = await self._resolve_existing(conn, specs, names, by_name, inserted)
-        new_children = [i for i in order if ids[i] in inserted and specs[i].depends_on]
-        linked_outside = await self._link(conn, specs, names, by_name, new_children, inserted)
-        ready = [specs[i].job_type for i in order if ids[i] in inserted and not specs[i].depends_on]
-        if linked_outside:
-            # Only children of pre-existing jobs need a recount: a parent created just now is unfinished.
-            outside_ids = [ids[i] for i in linked_outside]
-            settled = await job_queries.settle_dependencies(conn, outside_ids, now=self.db_now())
-            ready += [specs[ids.index(j)].job_type for j, status in settled.items() if status is JobStatus.PENDING]
-            if cancelled := [j for j, status in settled.items() if status is JobStatus.CANCELLED]:
-                await job_queries.cancel_descendants(conn, cancelled, now=self.db_now())
-            await job_queries.raise_ancestor_priority(conn, outside_ids)
-        return DagResult(ids=by_name, created=bool(inserted)), ready
-
-    def notify_ready(self, job_types: Sequence[str]) -> None:
-        """Publish a wake-up for jobs made ready by a transaction that has now committed."""
-        self._wake(job_types)
-
-    async def _resolve_existing(
-        self,
-        conn: Connection,
-        specs: Sequence[JobSpec],
-        names: list[str],
-        by_name: dict[str, uuid.UUID],
-        inserted: set[uuid.UUID],
-    ) -> dict[str, uuid.UUID]:
-        keys = [s.idempotency_key for s, n in zip(specs, names, strict=True) if by_name[n] not in inserted]
-        existing = await job_queries.ids_by_keys(conn, [k for k in keys if k])
-        resolved = dict(by_name)
-        for spec, name in zip(specs, names, strict=True):
-            if by_name[name] not in inserted and spec.idempotency_key in existing:
-                resolved[name] = existing[spec.idempotency_key]
-        return resolved
-
-    async def _link(
-        self,
-        conn: Connection,
-        specs: Sequence[JobSpec],
-        names: list[str],
-        by_name: dict[str, uuid.UUID],
-        children: list[int],
-        inserted: set[uuid.UUID],
-    ) -> list[int]:
-        """Insert the new children's edges; return the children with a parent that existed before this call.
-
-        Those parents are share-locked first (and must exist), so none can finish unseen before we commit.
-        """
-        edges, outside_children = [], []
-        for i in children:
-            parents = [by_name[p] if isinstance(p, str) else p for p in specs[i].depends_on]
-            edges += [(parent, by_name[names[i]]) for parent in parents]
-            if any(parent not in inserted for parent in parents):
-                outside_children.append(i)
-        outside = sorted({parent for parent, _ in edges if parent not in inserted})
-        if outside:
-            found = await job_queries.lock_parents(conn, outside)
-            if missing := [str(p) for p in outside if p not in found]:
-                raise UnknownParent(f"unknown parent job(s): {', '.join(missing)}")
-        if edges:
-            await job_queries.insert_dependencies(conn, edges)
-        return outside_children
+        async with self.transaction() as tx:
+            return await tx.create_dag(specs, source=source, pipeline=pipeline)
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -195,12 +168,13 @@ class Engine:
             )
 
     async def heartbeat(self, held: Sequence[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, bool]:
-        """Extend the leases of held (id, attempt) jobs; {id: stop requested} for those still ours."""
+        r"""Extend the leases of ``held`` jobs (:class:`HeldJob`\ s); {id: stop requested} for those still ours."""
         if not held:
             return {}
+        rows = [HeldJob(*h) for h in held]
         async with acquire(self.pool) as conn:
             return await job_queries.extend_leases(
-                conn, held, lease_grace_seconds=self.lease_grace_seconds, now=self.db_now()
+                conn, rows, lease_grace_seconds=self.lease_grace_seconds, now=self.db_now()
             )
 
     async def heartbeat_worker(self, worker_id: uuid.UUID) -> dict[uuid.UUID, bool]:
@@ -212,16 +186,18 @@ class Engine:
 
     async def complete(self, job: JobRow, result: Any) -> bool:
         """Complete a held job; False (logged) if it is no longer held at that attempt."""
-        return job.id in await self.complete_many([(job, result)])
+        return job.id in await self.complete_many([JobResult(job, result)])
 
     async def complete_many(self, done: Sequence[tuple[JobRow, Any]]) -> set[uuid.UUID]:
-        """Complete held jobs and release their ready children, in one transaction; the ids completed."""
+        r"""Complete held jobs (:class:`JobResult`\ s) and release their ready children, in one transaction.
+
+        Returns the ids completed; a job no longer held at its attempt is logged and left alone.
+        """
         if not done:
             return set()
+        rows = [CompletionRow(job.id, job.attempts, result) for job, result in done]
         async with acquire(self.pool) as conn:
-            outcome = await job_queries.complete_many(
-                conn, [(job.id, job.attempts, result) for job, result in done], now=self.db_now()
-            )
+            outcome = await job_queries.complete_many(conn, rows, now=self.db_now())
         _log_stale("complete", [job for job, _ in done], outcome.completed)
         self._wake(sorted(set(outcome.released.values())))
         return outcome.completed
@@ -235,7 +211,9 @@ class Engine:
         if not failures:
             return {}
         now = self.now()
-        rows = [(f.job.id, f.job.attempts, self._error_entry(f, now), self._retry_at(f, now)) for f in failures]
+        rows = [
+            FailureRow(f.job.id, f.job.attempts, self._error_entry(f, now), self._retry_at(f, now)) for f in failures
+        ]
         async with acquire(self.pool) as conn, conn.transaction():
             statuses = await job_queries.fail_many(conn, rows, now=self.db_now())
             failed = [job_id for job_id, status in statuses.items() if status is JobStatus.FAILED]
@@ -254,28 +232,27 @@ class Engine:
         entry = {
             "at": now.isoformat(),
             "attempt": failure.job.attempts,
-            "kind": failure.kind,
+            "kind": failure.kind.value,
             "message": failure.message,
         }
         # An error message may quote the very input PostgreSQL refuses (a NUL in a header...).
         return storable({**(failure.details or {}), **entry})  # type: ignore[no-any-return]
 
-    async def release(self, held: Sequence[JobRow], *, delay_seconds: float = 0.0) -> set[uuid.UUID]:
-        """Give held jobs back without spending their attempt (shutdown, or a handler's "retry later").
+    async def requeue(self, held: Sequence[JobRow], *, delay_seconds: float = 0.0) -> set[uuid.UUID]:
+        """Hand held jobs back unrun, without spending their attempt (shutdown, or a handler's "retry later").
 
-        They run again after ``delay_seconds``; returns the ids released.
+        They run again after ``delay_seconds``; returns the ids requeued.
         """
         if not held:
             return set()
         run_at = self.now() + timedelta(seconds=delay_seconds) if delay_seconds > 0 else None
+        rows = [HeldJob(job.id, job.attempts) for job in held]
         async with acquire(self.pool) as conn:
-            released = await job_queries.release_many(
-                conn, [(job.id, job.attempts) for job in held], run_at=run_at, now=self.db_now()
-            )
-        _log_stale("release", held, released)
+            requeued = await job_queries.requeue_many(conn, rows, run_at=run_at, now=self.db_now())
+        _log_stale("requeue", held, requeued)
         if run_at is None:
-            self._wake(sorted({job.job_type for job in held if job.id in released}))
-        return released
+            self._wake(sorted({job.job_type for job in held if job.id in requeued}))
+        return requeued
 
     async def parent_results(self, job_id: uuid.UUID) -> list[dict[str, Any]]:
         """What the job's parents returned: [{id, step, job_type, status, result}]."""
@@ -346,29 +323,6 @@ class Engine:
     async def list_jobs(self, where: JobFilter, *, before: uuid.UUID | None = None, limit: int = 50) -> list[JobRow]:
         async with acquire(self.pool) as conn:
             return await job_queries.list_jobs(conn, where, before=before, limit=limit)
-
-
-def _new_job(
-    spec: JobSpec, job_id: uuid.UUID, priority: int, pipeline: str | None, source: SourceObject | None
-) -> NewJob:
-    pipeline, source = spec.pipeline or pipeline, spec.source or source
-    return NewJob(
-        id=job_id,
-        job_type=spec.job_type,
-        payload=spec.payload,
-        priority=priority,
-        max_retries=spec.max_retries,
-        timeout_ms=spec.timeout_ms,
-        run_at=spec.run_at,
-        idempotency_key=spec.idempotency_key,
-        parent_count=len(spec.depends_on),
-        pipeline=pipeline,
-        step=spec.step or spec.name,
-        object_event_id=source.event_id if source else None,
-        source_bucket=source.bucket if source else None,
-        source_key=source.key if source else None,
-        source_version=source.version if source else None,
-    )
 
 
 def _log_stale(verb: str, jobs: Sequence[JobRow], applied: set[uuid.UUID]) -> None:

@@ -45,6 +45,9 @@ class EngineSettings(BaseModel):
     #: A claimed job's lease is its timeout plus this grace; heartbeats extend it.
     lease_grace_seconds: float = Field(30.0, gt=0)
     rescue_interval_seconds: float = Field(5.0, gt=0)
+    #: How often every process campaigns for the maintenance leadership: a dead leader's successor
+    #: takes over within this long.
+    leader_campaign_interval_seconds: float = Field(2.0, gt=0)
     #: A worker silent this long is LOST and its jobs are rescued without waiting for their leases.
     worker_lost_after_seconds: float = Field(30.0, gt=0)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)

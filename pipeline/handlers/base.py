@@ -17,9 +17,9 @@ from typing import Any, Protocol, TypeVar
 from minio import Minio
 
 from conveyor.db.errors import ConfigurationError
-from conveyor.db.jobs import JobRow
+from conveyor.db.records import JobRow
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import SourceObject
-from conveyor.pipeline.engine.engine import Engine
 from conveyor.pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
 
 T = TypeVar("T")

@@ -1,33 +1,21 @@
 """Retention: finished jobs, old health samples and long-gone workers are deleted in small batches.
 
-A small ``jobs`` table keeps the claim fast and autovacuum cheap; queue queues that kept history
-forever are where their users' incidents came from.
+A small ``jobs`` table keeps the claim fast and autovacuum cheap; queues that kept history forever are
+where their users' incidents came from. It runs on the maintenance leader.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from dataclasses import dataclass
 from datetime import timedelta
 
-from conveyor.db import jobs as job_queries
-from conveyor.db import workers as worker_queries
-from conveyor.db.connection import acquire
-from conveyor.db.errors import ServiceUnavailable
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine import Engine
+from conveyor.pipeline.engine.maintenance import PruneBefore, PruneReport
 from conveyor.pipeline.engine.settings import RetentionSettings
-from conveyor.pipeline.lifecycle.waiting import wait_for_event
+from conveyor.pipeline.lifecycle.periodic import every
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PruneReport:
-    jobs: int
-    health_logs: int
-    workers: int
 
 
 class Pruner:
@@ -38,30 +26,22 @@ class Pruner:
 
     async def run_once(self) -> PruneReport:
         now, s = self.engine.now(), self.settings
-        async with acquire(self.engine.pool) as conn:
-            jobs = await job_queries.prune(
-                conn,
-                finished_before=now - timedelta(seconds=s.completed_after_seconds),
-                failed_before=now - timedelta(seconds=s.failed_after_seconds),
+        report = await self.engine.maintenance.prune(
+            PruneBefore(
+                finished=now - timedelta(seconds=s.completed_after_seconds),
+                failed=now - timedelta(seconds=s.failed_after_seconds),
+                health_logs=now - timedelta(seconds=s.health_logs_after_seconds),
+                workers=now - timedelta(seconds=s.stopped_workers_after_seconds),
                 limit=s.batch_size,
             )
-            health = await worker_queries.prune_health(
-                conn, before=now - timedelta(seconds=s.health_logs_after_seconds), limit=s.batch_size
-            )
-            workers = await worker_queries.prune(
-                conn, before=now - timedelta(seconds=s.stopped_workers_after_seconds), limit=s.batch_size
-            )
-        if jobs or health or workers:
-            log.info("pruned %d jobs, %d health samples, %d workers", jobs, health, workers)
-        return PruneReport(jobs, health, workers)
+        )
+        if report.jobs or report.health_logs or report.workers:
+            log.info("pruned %d jobs, %d health samples, %d workers", report.jobs, report.health_logs, report.workers)
+        return report
+
+    def full_batch(self, report: PruneReport) -> bool:
+        return max(report.jobs, report.health_logs, report.workers) >= self.settings.batch_size
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                report = await self.run_once()
-            except ServiceUnavailable as exc:
-                log.warning("retention: %s; retrying", exc)
-            else:
-                if max(report.jobs, report.health_logs, report.workers) >= self.settings.batch_size:
-                    continue
-            await wait_for_event(stop, self.settings.interval_seconds * random.uniform(0.8, 1.2))
+        await every(self.settings.interval_seconds, self.run_once, stop, name="retention", jitter=0.2,
+                    again_now=self.full_batch)  # fmt: skip

@@ -16,12 +16,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from conveyor.db import jobs as job_queries
-from conveyor.db.connection import acquire
-from conveyor.db.errors import ServiceUnavailable
-from conveyor.db.jobs import JobStatus
-from conveyor.pipeline.engine.engine import Engine
-from conveyor.pipeline.lifecycle.waiting import wait_for_event
+from conveyor.pipeline.engine import Engine
+from conveyor.pipeline.lifecycle.periodic import every
 from conveyor.pipeline.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -96,13 +92,7 @@ class Autoscaler:
         self.pressure = Pressure()
 
     async def ready_backlog(self) -> int:
-        async with acquire(self.engine.pool) as conn:
-            depth = await job_queries.depth(conn)
-        return sum(
-            d.jobs
-            for d in depth
-            if d.status is JobStatus.PENDING and (not self.job_types or d.job_type in self.job_types)
-        )
+        return await self.engine.stats.ready_backlog(self.job_types)
 
     async def run_once(self) -> int:
         """One observation and at most one change; returns the change (+1, -1 or 0)."""
@@ -126,12 +116,7 @@ class Autoscaler:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            while not stop.is_set():
-                try:
-                    await self.run_once()
-                except ServiceUnavailable as exc:
-                    log.warning("autoscale: %s; keeping the current processes", exc)
-                await wait_for_event(stop, self.settings.autoscale_interval_seconds)
+            await every(self.settings.autoscale_interval_seconds, self.run_once, stop, name="autoscale")
         finally:
             await self.stop_all()
 

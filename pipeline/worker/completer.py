@@ -18,14 +18,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from conveyor.db.errors import DatabaseError, ServiceUnavailable
-from conveyor.db.jobs import JobRow
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.db.records import JobRow
+from conveyor.pipeline.engine import Engine, JobResult
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.5
-
-Done = tuple[JobRow, Any]
 
 
 async def _log_refusal(job: JobRow, error: DatabaseError) -> None:
@@ -42,20 +40,20 @@ class Completer:
         on_refused: Callable[[JobRow, DatabaseError], Awaitable[None]] = _log_refusal,
     ) -> None:
         self._engine, self._on_written, self._on_refused = engine, on_written, on_refused
-        self._pending: list[Done] = []
-        self._writing: list[Done] = []
+        self._pending: list[JobResult] = []
+        self._writing: list[JobResult] = []
         self._added = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
     def add(self, job: JobRow, result: Any) -> None:
-        self._pending.append((job, result))
+        self._pending.append(JobResult(job, result))
         self._idle.clear()
         self._added.set()
 
     def held(self) -> list[JobRow]:
         """Jobs whose completion is added but not written yet (their leases must be kept)."""
-        return [job for job, _ in self._writing + self._pending]
+        return [done.job for done in self._writing + self._pending]
 
     async def run(self) -> None:
         """Write until cancelled (call :meth:`drain` first to lose nothing)."""
@@ -79,7 +77,7 @@ class Completer:
         if not self._pending:
             self._idle.set()
 
-    async def _write(self, batch: list[Done]) -> None:
+    async def _write(self, batch: list[JobResult]) -> None:
         while True:
             try:
                 completed = await self._engine.complete_many(batch)
@@ -90,13 +88,13 @@ class Completer:
                 await self._split(batch, exc)
                 return
             else:
-                self._on_written([job for job, _ in batch if job.id in completed])
+                self._on_written([done.job for done in batch if done.job.id in completed])
                 return
 
-    async def _split(self, batch: list[Done], error: DatabaseError) -> None:
+    async def _split(self, batch: list[JobResult], error: DatabaseError) -> None:
         """Write the halves apart until the refused completion is alone, then hand it to ``on_refused``."""
         if len(batch) == 1:
-            await self._refuse(batch[0][0], error)
+            await self._refuse(batch[0].job, error)
             return
         middle = len(batch) // 2
         await self._write(batch[:middle])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from conveyor.pipeline.lifecycle.tasks import task_failures_counter
+from conveyor.pipeline.maintenance.metrics import MaintenanceMetrics
 
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 
@@ -24,15 +25,11 @@ class WorkerMetrics:
             "conveyor_jobs_retried_total", "Failed attempts that will be retried after a backoff.",
             ["job_type", "kind"], registry=registry,
         )  # fmt: skip
-        self.jobs_rescued = Counter(
-            "conveyor_jobs_rescued_total", "Jobs taken back from lost workers by this process's rescuer.",
-            ["outcome"], registry=registry,
-        )  # fmt: skip
         self.jobs_cancelled = Counter(
             "conveyor_jobs_cancelled_total", "Running jobs stopped on request.", ["job_type"], registry=registry
         )
-        self.jobs_released = Counter(
-            "conveyor_jobs_released_total", "Jobs handed back unrun (shutdown) or snoozed (RetryLater).",
+        self.jobs_requeued = Counter(
+            "conveyor_jobs_requeued_total", "Jobs handed back unrun (shutdown) or snoozed (RetryLater).",
             ["job_type", "reason"], registry=registry,
         )  # fmt: skip
         self.wait_seconds = Histogram(
@@ -55,6 +52,7 @@ class WorkerMetrics:
             registry=registry,
         )  # fmt: skip
         self.task_failures = task_failures_counter(registry)
+        self.maintenance = MaintenanceMetrics(registry)
         self.claims = Counter(
             "conveyor_worker_claims_total", "Claim statements run, by what woke the claim loop.", ["trigger"],
             registry=registry,
@@ -67,7 +65,5 @@ class WorkerMetrics:
                 counter.labels(job_type)
             for kind in ("error", "timeout"):
                 self.jobs_retried.labels(job_type, kind)
-        for outcome in ("requeued", "failed"):
-            self.jobs_rescued.labels(outcome)
         for trigger in ("start", "wakeup", "poll", "slot", "backlog"):
             self.claims.labels(trigger)

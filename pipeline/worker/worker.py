@@ -1,9 +1,10 @@
 """A worker process: claims jobs it has handlers for, runs them, and reports back.
 
-Lifecycle: ``run(stop)`` registers the worker, then runs side loops (wake-up listener, heartbeat,
-rescuer, retention, completion writer) beside the claim loop until ``stop`` is set. Shutdown stops
-claiming, gives running jobs ``shutdown_grace_seconds``, then cancels the rest and hands them back
-unrun (no attempt spent). A worker that dies instead is declared LOST by other workers' rescuers.
+Lifecycle: ``run(stop)`` registers the worker, then runs supervised side tasks (wake-up listener,
+heartbeat, completion writer, the maintenance campaign) beside the claim loop until ``stop`` is set.
+Shutdown stops claiming, gives running jobs ``shutdown_grace_seconds``, then cancels the rest and
+requeues them unrun (no attempt spent). A worker that dies instead is declared LOST by the rescuer of
+whichever process leads maintenance.
 """
 
 from __future__ import annotations
@@ -17,45 +18,32 @@ import random
 import socket
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from minio import Minio
 from redis.exceptions import RedisError
 
-from conveyor.db import workers as worker_queries
-from conveyor.db.connection import Connection, acquire
+from conveyor import __version__
 from conveyor.db.errors import ConfigurationError, ConveyorError, DatabaseError, ServiceUnavailable
-from conveyor.db.jobs import JobRow
+from conveyor.db.records import HeldJob, JobRow, JobStatus, NewWorker, WorkerStatus
 from conveyor.db.values import unstorable
-from conveyor.db.workers import NewWorker
-from conveyor.pipeline.engine.engine import Engine, Failure
+from conveyor.pipeline.engine import Engine, Failure, FailureKind
 from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
 from conveyor.pipeline.engine.wakeup import WakeupListener
 from conveyor.pipeline.handlers.base import HandlerRegistry, JobContext, PermanentFailure, RetryLater
+from conveyor.pipeline.lifecycle.periodic import every
 from conveyor.pipeline.lifecycle.tasks import Supervisor
-from conveyor.pipeline.lifecycle.waiting import wait_for_event
-from conveyor.pipeline.maintenance.rescuer import Rescuer, RescueReport
-from conveyor.pipeline.maintenance.retention import Pruner
+from conveyor.pipeline.maintenance.leader import MaintenanceLeader
 from conveyor.pipeline.worker import health
 from conveyor.pipeline.worker.completer import Completer
 from conveyor.pipeline.worker.metrics import WorkerMetrics
+from conveyor.pipeline.worker.running import STOPPED, Outcome, Running, StopReason
 from conveyor.pipeline.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
 _UNSTORABLE = "a NUL character, a lone surrogate or a non-finite number"
-
-
-@dataclass
-class Running:
-    job: JobRow
-    ctx: JobContext
-    task: asyncio.Task[None]
-    #: Why the task was cancelled from outside: "cancel" (requested), "lost" (rescued), "shutdown".
-    stop_reason: str | None = None
 
 
 class Worker:
@@ -103,10 +91,10 @@ class Worker:
     async def register(self) -> None:
         new = NewWorker(
             id=self.id, name=self.name, worker_type="python", capabilities=self.job_types,
-            max_concurrent_jobs=self.settings.concurrency, host=socket.gethostname(), pid=os.getpid(), version=VERSION,
+            max_concurrent_jobs=self.settings.concurrency, host=socket.gethostname(), pid=os.getpid(),
+            version=__version__,
         )  # fmt: skip
-        async with acquire(self.engine.pool) as conn:
-            await worker_queries.register(conn, new)
+        await self.engine.workers.register(new)
         log.info(
             "worker %s (%s) registered for %s, %d slots", self.name, self.id, self.job_types, new.max_concurrent_jobs
         )
@@ -115,33 +103,32 @@ class Worker:
         """Extend running jobs' leases (stopping those cancelled or lost), refresh liveness, maybe log health."""
         asked = list(self.running.values())
         # Jobs whose result waits in the completer are still ours: their leases must outlive the write.
-        writing = [(job.id, job.attempts) for job in self.completer.held()]
-        held = await self.engine.heartbeat([(r.job.id, r.job.attempts) for r in asked] + writing)
+        writing = [HeldJob(job.id, job.attempts) for job in self.completer.held()]
+        held = await self.engine.heartbeat([HeldJob(r.job.id, r.job.attempts) for r in asked] + writing)
         # Judge only the jobs we asked about: a job claimed while the heartbeat was in flight is not lost.
         for running in asked:
             if running.job.id not in held:
-                self._stop(running, "lost")
+                self._stop(running, StopReason.LOST)
             elif held[running.job.id]:
-                self._stop(running, "cancel")
-        status = "DRAINING" if self.draining else "ACTIVE"
-        async with acquire(self.engine.pool) as conn:
-            await self._report(conn, status)
-            if health_sample:
-                await worker_queries.log_health(
-                    conn, self.id, status=status, jobs_in_flight=len(self.running),
-                    rss_bytes=health.rss_bytes(), cpu_percent=self._cpu.sample(),
-                )  # fmt: skip
+                self._stop(running, StopReason.CANCEL)
+        status = WorkerStatus.DRAINING if self.draining else WorkerStatus.ACTIVE
+        await self._report(status)
+        if health_sample:
+            await self.engine.workers.log_health(
+                self.id, status=status, jobs_in_flight=len(self.running), rss_bytes=health.rss_bytes(),
+                cpu_percent=self._cpu.sample(),
+            )  # fmt: skip
         await self._liveness(status)
         self.metrics.heartbeat_timestamp.set(time.time())
 
-    async def _report(self, conn: Connection, status: str) -> None:
+    async def _report(self, status: WorkerStatus) -> None:
         """Heartbeat row: status and the jobs completed and failed since the last report."""
         completed, failed = self._counts["completed"], self._counts["failed"]
-        await worker_queries.heartbeat(conn, self.id, status=status, completed=completed, failed=failed)
+        await self.engine.workers.heartbeat(self.id, status=status, completed=completed, failed=failed)
         self._counts["completed"] -= completed
         self._counts["failed"] -= failed
 
-    async def _liveness(self, status: str) -> None:
+    async def _liveness(self, status: WorkerStatus) -> None:
         key = f"{self.redis_settings.key_prefix}:worker:{self.id}"
         value = json.dumps({"name": self.name, "status": status, "busy": len(self.running), "pid": os.getpid()})
         ttl = max(1, int(self.settings.heartbeat_interval_seconds * 3))
@@ -175,7 +162,7 @@ class Worker:
         self.running[job.id] = Running(job, ctx, task)
         self.metrics.slots_busy.set(len(self.running))
 
-    def _stop(self, running: Running, reason: str) -> None:
+    def _stop(self, running: Running, reason: StopReason) -> None:
         if running.stop_reason is None:
             running.stop_reason = reason
             running.ctx.cancelled.set()
@@ -183,7 +170,7 @@ class Worker:
 
     async def _execute(self, job: JobRow, ctx: JobContext) -> None:
         started = time.monotonic()
-        outcome = "failed"
+        outcome = Outcome.UNRECORDED
         try:
             outcome = await self._run_handler(job, ctx)
         except asyncio.CancelledError:
@@ -196,7 +183,7 @@ class Worker:
             self.metrics.slots_busy.set(len(self.running))
             self._slot_freed.set()
 
-    async def _run_handler(self, job: JobRow, ctx: JobContext) -> str:
+    async def _run_handler(self, job: JobRow, ctx: JobContext) -> Outcome:
         handler = self.handlers.get(job.job_type)
         assert handler is not None  # only types with handlers are claimed
         try:
@@ -204,53 +191,50 @@ class Worker:
                 result = await handler(ctx)
         except TimeoutError:
             ctx.cancelled.set()
-            return await self._fail(Failure(job, f"timed out after {job.timeout_ms / 1000:g}s", kind="timeout"))
+            timeout = f"timed out after {job.timeout_ms / 1000:g}s"
+            return await self._fail(Failure(job, timeout, kind=FailureKind.TIMEOUT))
         except RetryLater as later:
-            await self.engine.release([job], delay_seconds=later.delay_seconds)
-            self.metrics.jobs_released.labels(job.job_type, "retry_later").inc()
-            return "snoozed"
+            await self.engine.requeue([job], delay_seconds=later.delay_seconds)
+            self.metrics.jobs_requeued.labels(job.job_type, "retry_later").inc()
+            return Outcome.SNOOZED
         except PermanentFailure as exc:
-            return await self._fail(Failure(job, str(exc), kind="permanent", retryable=False))
+            return await self._fail(Failure(job, str(exc), kind=FailureKind.PERMANENT, retryable=False))
         except ConveyorError as exc:
-            return await self._fail(Failure(job, str(exc), kind="error", retryable=exc.retriable))
+            return await self._fail(Failure(job, str(exc), retryable=exc.retriable))
         except Exception as exc:  # noqa: BLE001 - any other handler error is retried under the policy
-            return await self._fail(Failure(job, f"{type(exc).__name__}: {exc}", kind="error"))
+            return await self._fail(Failure(job, f"{type(exc).__name__}: {exc}"))
         if (where := unstorable(result)) is not None:
             # Retrying would return the same result: fail now, saying why, instead of poisoning the writer.
             message = f"the handler's result cannot be stored in PostgreSQL: {where} holds {_UNSTORABLE}"
-            return await self._fail(Failure(job, message, kind="permanent", retryable=False))
+            return await self._fail(Failure(job, message, kind=FailureKind.PERMANENT, retryable=False))
         self.completer.add(job, result)
-        return "completed"
+        return Outcome.COMPLETED
 
     async def _refused(self, job: JobRow, error: DatabaseError) -> None:
         """PostgreSQL refused this job's completion alone: fail the job permanently, saying why."""
         await self._fail(Failure(job, f"the handler's result was refused by PostgreSQL: {error}",
-                                 kind="permanent", retryable=False))  # fmt: skip
+                                 kind=FailureKind.PERMANENT, retryable=False))  # fmt: skip
 
-    async def _fail(self, failure: Failure) -> str:
+    async def _fail(self, failure: Failure) -> Outcome:
         status = await self.engine.fail(failure)
         job_type = failure.job.job_type
-        if status is not None and status.value == "FAILED":
+        if status is JobStatus.FAILED:
             self.metrics.jobs_failed.labels(job_type).inc()
             self._counts["failed"] += 1
         elif status is not None:
             self.metrics.jobs_retried.labels(job_type, failure.kind).inc()
-        return failure.kind
+        return Outcome(failure.kind.value)
 
-    async def _stopped(self, job: JobRow) -> str:
+    async def _stopped(self, job: JobRow) -> Outcome:
         running = self.running.get(job.id)
         reason = running.stop_reason if running else None
-        if reason == "cancel":
+        if reason is StopReason.CANCEL:
             await self.engine.acknowledge_cancel(job)
             self.metrics.jobs_cancelled.labels(job.job_type).inc()
-        elif reason == "shutdown":
-            await self.engine.release([job])
-            self.metrics.jobs_released.labels(job.job_type, "shutdown").inc()
-        return reason or "cancelled"
-
-    def _rescued(self, report: RescueReport) -> None:
-        self.metrics.jobs_rescued.labels("requeued").inc(report.requeued)
-        self.metrics.jobs_rescued.labels("failed").inc(report.failed)
+        elif reason is StopReason.SHUTDOWN:
+            await self.engine.requeue([job])
+            self.metrics.jobs_requeued.labels(job.job_type, "shutdown").inc()
+        return STOPPED[reason] if reason else Outcome.CANCELLED
 
     def _completed(self, jobs: list[JobRow]) -> None:
         now = datetime.now(UTC)
@@ -266,17 +250,10 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down gracefully."""
         await self.register()
-        rescuer = Rescuer(
-            self.engine,
-            interval_seconds=self.engine_settings.rescue_interval_seconds,
-            worker_lost_after_seconds=self.engine_settings.worker_lost_after_seconds,
-            on_rescue=self._rescued,
-        )
-        pruner = Pruner(self.engine, self.engine_settings.retention)
+        maintenance = MaintenanceLeader(self.engine, self.engine_settings, self.metrics.maintenance)
         self.supervisor.start("wakeup_listener", lambda: self.listener.run(stop))
         self.supervisor.start("heartbeat", lambda: self._heartbeats(stop))
-        self.supervisor.start("rescuer", lambda: rescuer.run(stop))
-        self.supervisor.start("retention", lambda: pruner.run(stop))
+        self.supervisor.start("maintenance", lambda: maintenance.run(stop))
         self.supervisor.start("completer", self.completer.run)
         try:
             await self._claim_loop(stop)
@@ -319,15 +296,15 @@ class Worker:
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         interval = self.settings.heartbeat_interval_seconds
-        every = max(1, round(self.settings.health_log_interval_seconds / interval))
-        beat = 0
-        while not stop.is_set():
-            try:
-                await self.heartbeat_once(health_sample=beat % every == 0)
-            except ServiceUnavailable as exc:
-                log.warning("heartbeat failed (%s); retrying", exc)
-            beat += 1
-            await wait_for_event(stop, interval)
+        sample_every = max(1, round(self.settings.health_log_interval_seconds / interval))
+        beats = 0
+
+        async def beat() -> None:
+            nonlocal beats
+            sample, beats = beats % sample_every == 0, beats + 1  # the first beat samples health
+            await self.heartbeat_once(health_sample=sample)
+
+        await every(interval, beat, stop, name="heartbeat")
 
     async def shutdown(self) -> None:
         """Stop claiming; running jobs get the grace period, then go back to PENDING unrun."""
@@ -338,11 +315,10 @@ class Worker:
             tasks = [r.task for r in self.running.values()]
             await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
             for running in list(self.running.values()):
-                self._stop(running, "shutdown")
+                self._stop(running, StopReason.SHUTDOWN)
             await asyncio.gather(*(r.task for r in list(self.running.values())), return_exceptions=True)
         await asyncio.wait_for(self.completer.drain(), timeout=60)
         with contextlib.suppress(ConveyorError):
-            async with acquire(self.engine.pool) as conn:
-                await self._report(conn, "DRAINING")
-                await worker_queries.stop(conn, self.id)
+            await self._report(WorkerStatus.DRAINING)
+            await self.engine.workers.stop(self.id)
         log.info("worker %s stopped", self.name)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conveyor.db.connection import Pool
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.retry import RetryPolicies, RetryPolicy
 
 

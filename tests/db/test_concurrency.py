@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from collections import Counter
 
-from conveyor.db.jobs import JobFilter, JobStatus
+from conveyor.db.records import JobFilter, JobStatus
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec
-from conveyor.pipeline.engine.engine import Engine
 
 JOBS = 10_000
 CLAIMERS = 8

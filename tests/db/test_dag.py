@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from conveyor.db.jobs import JobRow, JobStatus
+from conveyor.db.records import JobRow, JobStatus
+from conveyor.pipeline.engine import Engine, Failure
 from conveyor.pipeline.engine.dag import JobSpec
-from conveyor.pipeline.engine.engine import Engine, Failure
 from conveyor.pipeline.engine.errors import DependencyCycle, InvalidDag, UnknownParent
 
 WORKER = uuid.uuid4()

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor.db.jobs import JobStatus
+from conveyor.db.records import JobStatus
+from conveyor.pipeline.engine import Engine, Failure, FailureKind
 from conveyor.pipeline.engine.dag import JobSpec
-from conveyor.pipeline.engine.engine import Engine, Failure
 from conveyor.pipeline.engine.errors import JobConflict, JobNotFound
 from conveyor.pipeline.maintenance.rescuer import Rescuer
 from tests.db.conftest import FakeClock
@@ -93,7 +93,7 @@ async def test_retries_back_off_exponentially_then_fail(engine: Engine, clock: F
 async def test_non_retryable_failure_goes_straight_to_failed(engine: Engine) -> None:
     await engine.create(JobSpec(job_type="t", max_retries=5))
     (job,) = await engine.claim(WORKER)
-    status = await engine.fail(Failure(job, "checksum mismatch", kind="permanent", retryable=False))
+    status = await engine.fail(Failure(job, "checksum mismatch", kind=FailureKind.PERMANENT, retryable=False))
     assert status is JobStatus.FAILED
     assert (await engine.get(job.id)).errors[0]["kind"] == "permanent"
 
@@ -101,7 +101,7 @@ async def test_non_retryable_failure_goes_straight_to_failed(engine: Engine) -> 
 async def test_timeout_is_a_retryable_error(engine: Engine) -> None:
     await engine.create(JobSpec(job_type="t", max_retries=1, timeout_ms=100))
     (job,) = await engine.claim(WORKER)
-    assert await engine.fail(Failure(job, "timed out after 0.1 s", kind="timeout")) is JobStatus.PENDING
+    assert await engine.fail(Failure(job, "timed out after 0.1 s", kind=FailureKind.TIMEOUT)) is JobStatus.PENDING
     assert (await engine.get(job.id)).errors[0]["kind"] == "timeout"
 
 
@@ -166,10 +166,10 @@ async def test_several_rescuers_at_once_rescue_each_job_once(engine: Engine, clo
         assert len(job.errors) == 1
 
 
-async def test_release_returns_jobs_without_spending_an_attempt(engine: Engine) -> None:
+async def test_requeue_returns_jobs_without_spending_an_attempt(engine: Engine) -> None:
     await engine.create(JobSpec(job_type="t"))
     (job,) = await engine.claim(WORKER)
-    assert await engine.release([job]) == {job.id}
+    assert await engine.requeue([job]) == {job.id}
     (again,) = await engine.claim(WORKER)
     assert again.attempts == 1 and again.errors == []
 
@@ -212,6 +212,6 @@ async def test_checkpoints_belong_to_the_attempt_holding_the_job(engine: Engine)
     (job,) = await engine.claim(WORKER)
     assert await engine.checkpoint(job, {"rows": 1000})
     assert await engine.last_checkpoint(job.id) == {"rows": 1000}
-    await engine.release([job])
-    assert not await engine.checkpoint(job, {"rows": 2000}), "a released attempt cannot write"
+    await engine.requeue([job])
+    assert not await engine.checkpoint(job, {"rows": 2000}), "a requeued attempt cannot write"
     assert await engine.last_checkpoint(job.id) == {"rows": 1000}

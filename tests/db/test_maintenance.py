@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from conveyor.db.jobs import JobStatus
+from conveyor.db.records import JobStatus
+from conveyor.pipeline.engine import Engine, Failure
 from conveyor.pipeline.engine.dag import JobSpec
-from conveyor.pipeline.engine.engine import Engine, Failure
 from conveyor.pipeline.engine.settings import RetentionSettings
 from conveyor.pipeline.maintenance.retention import Pruner
 from tests.db.conftest import FakeClock

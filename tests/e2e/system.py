@@ -24,7 +24,8 @@ from minio import Minio
 
 from bench.database import fresh_database
 from conveyor.db.connection import connect
-from conveyor.db.jobs import JobFilter, JobRow, list_jobs
+from conveyor.db.jobs import list_jobs
+from conveyor.db.records import JobFilter, JobRow
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
 from tests.conftest import drop_database

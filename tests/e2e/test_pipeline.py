@@ -22,7 +22,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from conveyor.db.jobs import JobRow, JobStatus
+from conveyor.db.records import JobRow, JobStatus
 from conveyor.samples import png, zip_of
 from conveyor.settings import Settings
 from tests.conftest import stack

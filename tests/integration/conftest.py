@@ -20,8 +20,8 @@ from minio import Minio
 
 from conveyor.db.connection import Pool
 from conveyor.db.settings import PostgresSettings
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject
-from conveyor.pipeline.engine.engine import Engine
 from conveyor.pipeline.handlers import builtin_handlers
 from conveyor.pipeline.handlers.base import JobContext
 from conveyor.pipeline.storage.client import s3_client

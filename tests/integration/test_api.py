@@ -193,11 +193,11 @@ async def _seed_object_and_letter(database: PostgresSettings) -> None:
     global UNROUTED
     from conveyor.db import events as event_queries
     from conveyor.db.connection import connect
-    from conveyor.db.events import NewDeadLetter
+    from conveyor.db.records import NewDeadLetter
     from conveyor.ingest.events import parse_message
     from conveyor.ingest.routing import load_rules, route
     from conveyor.ingest.store import Positioned, store_events
-    from conveyor.pipeline.engine.engine import Engine
+    from conveyor.pipeline.engine import EngineTransaction
     from tests.events import minio_message
 
     conn = await connect(database)
@@ -205,7 +205,7 @@ async def _seed_object_and_letter(database: PostgresSettings) -> None:
         (event,) = parse_message(minio_message("uploads", "in box/a+b 100%.csv"), max_bytes=1 << 20)
         routed = route(event, load_rules(None), max_lineage_depth=3)
         async with conn.transaction():
-            await store_events(conn, Engine(None), [Positioned(routed, 0, 1)], topic="t")  # type: ignore[arg-type]
+            await store_events(EngineTransaction(conn, now=None), [Positioned(routed, 0, 1)], topic="t")
         UNROUTED = minio_message("uploads", "notes.bin")
         letter = NewDeadLetter(reason="unrouted", error="no pipeline matches", topic="t", partition=0, offset=2,
                                key=None, value=UNROUTED)  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 from minio import Minio
 from moto.server import ThreadedMotoServer
 
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.pipeline.storage.settings import S3Settings
 from tests.integration import samples

@@ -11,8 +11,8 @@ import uuid
 import pytest
 from minio import Minio
 
-from conveyor.db.jobs import JobFilter
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.db.records import JobFilter
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.handlers.base import JobContext, PermanentFailure
 from conveyor.pipeline.storage.client import object_exists
 from tests.integration import samples
@@ -148,7 +148,7 @@ async def test_csv_profile_resumes_from_its_checkpoint_with_the_same_totals(
     assert saved["offset"] > 0 and saved["rows"] > 0
 
     # The attempt is lost after its checkpoints; the next attempt resumes from the last one.
-    await engine.release([job])
+    await engine.requeue([job])
     (again,) = await engine.claim(uuid.uuid4(), job_types=["csv.profile"])
     ctx = JobContext(job=again, engine=engine, s3=s3, log=logging.LoggerAdapter(logging.getLogger("test"), {}))
     second = await csv_profile.csv_profile(ctx)

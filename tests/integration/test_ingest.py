@@ -15,13 +15,13 @@ from conveyor import runtime
 from conveyor.db import events as event_queries
 from conveyor.db import jobs as job_queries
 from conveyor.db.connection import connect
-from conveyor.db.jobs import JobFilter
+from conveyor.db.records import EventJobs, JobFilter
 from conveyor.db.settings import PostgresSettings
 from conveyor.ingest import deadletters
 from conveyor.ingest.consumer import Ingestor
 from conveyor.ingest.metrics import IngestMetrics
 from conveyor.ingest.routing import RoutingRules, load_rules, parse_rules
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.pipeline.engine import Engine
 from conveyor.settings import Settings
 from tests.events import minio_message
 from tests.integration.conftest import Topics, publish, put_bytes, scoped_settings, wait_until
@@ -53,7 +53,7 @@ async def running_ingestor(settings: Settings, rules_text: str | None = None) ->
             await ingestor.stop()
 
 
-async def counts(database: PostgresSettings) -> list[event_queries.EventJobs]:
+async def counts(database: PostgresSettings) -> list[EventJobs]:
     conn = await connect(database)
     try:
         return await event_queries.job_counts(conn)
@@ -170,7 +170,7 @@ async def test_bad_messages_are_dead_lettered_with_reasons_and_replayed_after_a_
 
 
 async def _replay(engine: Engine, letter_id: int, rules: RoutingRules) -> deadletters.ReplayOutcome:
-    outcome = await deadletters.replay(engine, letter_id, rules, max_bytes=4096, max_lineage_depth=3)
+    outcome = await deadletters.Replayer(engine, rules, max_bytes=4096, max_lineage_depth=3).replay(letter_id)
     assert outcome is not None
     return outcome
 

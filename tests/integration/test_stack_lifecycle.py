@@ -21,7 +21,8 @@ from aiokafka import AIOKafkaConsumer
 
 from conveyor import settings as settings_module
 from conveyor.db.connection import connect
-from conveyor.db.jobs import JobFilter, list_jobs
+from conveyor.db.jobs import list_jobs
+from conveyor.db.records import JobFilter
 from conveyor.pipeline.storage.client import s3_client
 from tests.integration.conftest import put_bytes
 from tests.integration.test_ingest import running_ingestor

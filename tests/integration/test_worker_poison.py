@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from conveyor.db.errors import DatabaseError
-from conveyor.db.jobs import JobRow, JobStatus
-from conveyor.pipeline.engine.engine import Engine
+from conveyor.db.records import JobRow, JobStatus
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.settings import EngineSettings
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.pipeline.worker.completer import Completer

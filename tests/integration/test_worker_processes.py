@@ -18,11 +18,10 @@ from prometheus_client import CollectorRegistry
 
 from conveyor.db import workers as worker_queries
 from conveyor.db.connection import acquire
-from conveyor.db.jobs import JobFilter, JobRow, JobStatus
+from conveyor.db.records import JobFilter, JobRow, JobStatus, WorkerRow
 from conveyor.db.settings import PostgresSettings
-from conveyor.db.workers import WorkerRow
+from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec
-from conveyor.pipeline.engine.engine import Engine
 from conveyor.pipeline.engine.settings import EngineSettings
 from conveyor.pipeline.engine.wakeup import WakeupPublisher, redis_client
 from conveyor.pipeline.handlers import builtin_handlers

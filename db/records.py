@@ -1,0 +1,299 @@
+"""Typed records: the rows ``db`` returns and the values its query functions take.
+
+Plain frozen dataclasses and named tuples, with no database access: every room may import them, while
+only the engine calls the query modules that produce and consume them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import asyncpg
+
+# -- jobs ----------------------------------------------------------------------------------------------
+
+
+class JobStatus(StrEnum):
+    """Mirrors the ``job_status`` enum of the schema."""
+
+    BLOCKED = "BLOCKED"  # waiting for its parents
+    PENDING = "PENDING"  # ready, or waiting for run_at (a scheduled run or a retry's backoff)
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"  # retries exhausted, or not retryable: the dead-letter state
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRow:
+    """A job as stored. ``attempts`` counts claims; ``errors`` holds one entry per failed attempt."""
+
+    id: uuid.UUID
+    job_type: str
+    payload: dict[str, Any]
+    status: JobStatus
+    priority: int
+    attempts: int
+    attempt_floor: int
+    max_retries: int
+    timeout_ms: int
+    run_at: datetime
+    lease_expires_at: datetime | None
+    worker_id: uuid.UUID | None
+    cancel_requested: bool
+    pending_parents: int
+    result: Any
+    errors: list[dict[str, Any]]
+    idempotency_key: str | None
+    pipeline: str | None
+    step: str | None
+    object_event_id: int | None
+    source_bucket: str | None
+    source_key: str | None
+    source_version: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    depends_on: list[uuid.UUID] = field(default_factory=list)
+    dependents: list[uuid.UUID] = field(default_factory=list)
+
+    @property
+    def retries_left(self) -> int:
+        """Attempts still allowed after the current one (0 means this attempt is the last)."""
+        return max(0, self.max_retries + 1 - (self.attempts - self.attempt_floor))
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> JobRow:
+        values = dict(record)
+        values["status"] = JobStatus(values["status"])
+        values["depends_on"] = list(values.get("depends_on") or [])
+        values["dependents"] = list(values.get("dependents") or [])
+        return cls(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewJob:
+    """A job to insert. ``parent_count`` is the number of parents it is declared with."""
+
+    id: uuid.UUID
+    job_type: str
+    payload: dict[str, Any]
+    priority: int = 0
+    max_retries: int = 3
+    timeout_ms: int = 300_000
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
+    parent_count: int = 0
+    pipeline: str | None = None
+    step: str | None = None
+    object_event_id: int | None = None
+    source_bucket: str | None = None
+    source_key: str | None = None
+    source_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a batch of completions changed."""
+
+    completed: set[uuid.UUID]
+    #: Children made ready, with their job types (for the wake-up).
+    released: dict[uuid.UUID, str]
+
+
+@dataclass(frozen=True)
+class Rescued:
+    id: uuid.UUID
+    status: JobStatus
+    job_type: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFilter:
+    """Optional filters of :func:`list_jobs`."""
+
+    status: JobStatus | None = None
+    job_type: str | None = None
+    source_bucket: str | None = None
+    source_key: str | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Depth:
+    status: JobStatus
+    job_type: str
+    jobs: int
+    oldest_ready_seconds: float | None
+
+
+class HeldJob(NamedTuple):
+    """A job as its holder knows it: the id and the attempt it claimed (every transition is guarded by both)."""
+
+    id: uuid.UUID
+    attempt: int
+
+
+class CompletionRow(NamedTuple):
+    """A held job's successful result."""
+
+    id: uuid.UUID
+    attempt: int
+    result: Any
+
+
+class FailureRow(NamedTuple):
+    """A held job's failed attempt: its error entry, and when to retry (None: it ends FAILED)."""
+
+    id: uuid.UUID
+    attempt: int
+    error: dict[str, Any]
+    retry_at: datetime | None
+
+
+class Edge(NamedTuple):
+    """A dependency: ``child`` waits for ``parent``."""
+
+    parent: uuid.UUID
+    child: uuid.UUID
+
+
+# -- workers -------------------------------------------------------------------------------------------
+
+
+class WorkerStatus(StrEnum):
+    """Mirrors the ``workers.status`` values."""
+
+    ACTIVE = "ACTIVE"
+    DRAINING = "DRAINING"  # finishing its jobs, claiming no more
+    STOPPED = "STOPPED"  # shut down gracefully
+    LOST = "LOST"  # stopped heartbeating; its jobs were rescued
+
+    @property
+    def is_live(self) -> bool:
+        return self in {WorkerStatus.ACTIVE, WorkerStatus.DRAINING}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerRow:
+    """A registered worker process (Python or HTTP)."""
+
+    id: uuid.UUID
+    name: str
+    worker_type: str
+    capabilities: list[str]
+    max_concurrent_jobs: int
+    host: str | None
+    pid: int | None
+    version: str | None
+    status: WorkerStatus
+    started_at: datetime
+    last_heartbeat_at: datetime
+    stopped_at: datetime | None
+    jobs_completed: int
+    jobs_failed: int
+    jobs_in_flight: int = 0
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> WorkerRow:
+        values = dict(record)
+        values["capabilities"] = list(values["capabilities"])
+        values["status"] = WorkerStatus(values["status"])
+        return cls(**values)
+
+
+class Liveness(NamedTuple):
+    """Live workers (ACTIVE or DRAINING), and the age of the stalest heartbeat among them."""
+
+    alive: int
+    stalest_heartbeat_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewWorker:
+    id: uuid.UUID
+    name: str
+    worker_type: str = "python"
+    capabilities: Sequence[str] = ()
+    max_concurrent_jobs: int = 1
+    host: str | None = None
+    pid: int | None = None
+    version: str | None = None
+
+
+# -- object events and dead letters ----------------------------------------------------------------
+
+#: (bucket, key, version id, event name, sequencer): what makes two notifications the same event.
+Identity = tuple[str, str, str, str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewObjectEvent:
+    """An upload notification, with the Kafka record it came from."""
+
+    bucket: str
+    key: str
+    version_id: str
+    event_name: str
+    sequencer: str
+    etag: str | None
+    size: int | None
+    content_type: str | None
+    user_metadata: dict[str, str]
+    event_time: datetime | None
+    partition: int
+    offset: int
+
+    @property
+    def identity(self) -> Identity:
+        return (self.bucket, self.key, self.version_id, self.event_name, self.sequencer)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewDeadLetter:
+    reason: str
+    error: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterRow:
+    id: int
+    reason: str
+    error: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    message_key: bytes | None
+    message_value: bytes
+    created_at: datetime
+    replayed_at: datetime | None
+    replay_count: int
+    last_replay_error: str | None
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> DeadLetterRow:
+        return cls(**dict(record))
+
+
+@dataclass(frozen=True)
+class EventJobs:
+    id: int
+    bucket: str
+    key: str
+    sequencer: str
+    event_name: str
+    jobs: int

@@ -1,0 +1,144 @@
+"""Creating a DAG of jobs inside a transaction: rows, edges, idempotency and priority inheritance.
+
+Only :class:`~conveyor.pipeline.engine.transaction.EngineTransaction` calls :func:`create_dag`; everyone
+else reaches it through ``tx.create_dag`` (or ``engine.create_dag``, which opens its own transaction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from conveyor.db import jobs as job_queries
+from conveyor.db.connection import Connection
+from conveyor.db.records import Edge, JobStatus, NewJob
+from conveyor.pipeline.engine.dag import JobSpec, SourceObject, inherited_priorities, topological_order
+from conveyor.pipeline.engine.errors import UnknownParent
+from conveyor.pipeline.engine.ids import uuid7
+
+
+@dataclass(frozen=True)
+class DagResult:
+    """The ids of a DAG's jobs by name (or position), and whether this call created them."""
+
+    ids: dict[str, uuid.UUID]
+    created: bool
+
+
+@dataclass(frozen=True)
+class Created:
+    """What :func:`create_dag` did: the DAG's ids, and the job types it made ready (for the wake-up)."""
+
+    dag: DagResult
+    ready_types: list[str]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The DAG about to be inserted: specs in insertion order, with their names and fresh ids."""
+
+    specs: Sequence[JobSpec]
+    names: list[str]
+    ids: list[uuid.UUID]
+    order: list[int]
+
+
+async def create_dag(
+    conn: Connection,
+    specs: Sequence[JobSpec],
+    *,
+    source: SourceObject | None,
+    pipeline: str | None,
+    now: datetime | None,
+) -> Created:
+    """Insert ``specs`` and their edges; jobs whose idempotency key exists already are reused, not repeated."""
+    order = topological_order(specs)
+    plan = _Plan(specs, [spec.name or str(i) for i, spec in enumerate(specs)], [uuid7() for _ in specs], order)
+    priorities = inherited_priorities(specs, order)
+    rows = [_new_job(specs[i], plan.ids[i], priorities[i], pipeline, source) for i in order]
+    inserted = await job_queries.insert_many(conn, rows, now=now)
+    by_name = dict(zip(plan.names, plan.ids, strict=True))
+    if inserted != set(plan.ids):
+        by_name = await _resolve_existing(conn, plan, by_name, inserted)
+    new_children = [i for i in order if plan.ids[i] in inserted and specs[i].depends_on]
+    linked_outside = await _link(conn, plan, by_name, new_children, inserted)
+    ready = [specs[i].job_type for i in order if plan.ids[i] in inserted and not specs[i].depends_on]
+    if linked_outside:
+        ready += await _settle_children_of_existing(conn, plan, linked_outside, now)
+    return Created(DagResult(ids=by_name, created=bool(inserted)), ready)
+
+
+async def _settle_children_of_existing(
+    conn: Connection, plan: _Plan, children: list[int], now: datetime | None
+) -> list[str]:
+    """Recount parents of new children of pre-existing jobs (a parent created just now is unfinished)."""
+    outside_ids = [plan.ids[i] for i in children]
+    settled = await job_queries.settle_dependencies(conn, outside_ids, now=now)
+    ready = [plan.specs[plan.ids.index(j)].job_type for j, status in settled.items() if status is JobStatus.PENDING]
+    if cancelled := [j for j, status in settled.items() if status is JobStatus.CANCELLED]:
+        await job_queries.cancel_descendants(conn, cancelled, now=now)
+    await job_queries.raise_ancestor_priority(conn, outside_ids)
+    return ready
+
+
+async def _resolve_existing(
+    conn: Connection, plan: _Plan, by_name: dict[str, uuid.UUID], inserted: set[uuid.UUID]
+) -> dict[str, uuid.UUID]:
+    """Point the names of jobs not inserted (their key existed) at the existing jobs' ids."""
+    pairs = list(zip(plan.specs, plan.names, strict=True))
+    keys = [s.idempotency_key for s, n in pairs if by_name[n] not in inserted and s.idempotency_key]
+    existing = await job_queries.ids_by_keys(conn, [k for k in keys if k])
+    resolved = dict(by_name)
+    for spec, name in pairs:
+        if by_name[name] not in inserted and spec.idempotency_key in existing:
+            resolved[name] = existing[spec.idempotency_key]
+    return resolved
+
+
+async def _link(
+    conn: Connection, plan: _Plan, by_name: dict[str, uuid.UUID], children: list[int], inserted: set[uuid.UUID]
+) -> list[int]:
+    """Insert the new children's edges; return the children with a parent that existed before this call.
+
+    Those parents are share-locked first (and must exist), so none can finish unseen before we commit.
+    """
+    edges: list[Edge] = []
+    outside_children = []
+    for i in children:
+        parents = [by_name[p] if isinstance(p, str) else p for p in plan.specs[i].depends_on]
+        edges += [Edge(parent, by_name[plan.names[i]]) for parent in parents]
+        if any(parent not in inserted for parent in parents):
+            outside_children.append(i)
+    outside = sorted({edge.parent for edge in edges if edge.parent not in inserted})
+    if outside:
+        found = await job_queries.lock_parents(conn, outside)
+        if missing := [str(p) for p in outside if p not in found]:
+            raise UnknownParent(f"unknown parent job(s): {', '.join(missing)}")
+    if edges:
+        await job_queries.insert_dependencies(conn, edges)
+    return outside_children
+
+
+def _new_job(
+    spec: JobSpec, job_id: uuid.UUID, priority: int, pipeline: str | None, source: SourceObject | None
+) -> NewJob:
+    pipeline, source = spec.pipeline or pipeline, spec.source or source
+    return NewJob(
+        id=job_id,
+        job_type=spec.job_type,
+        payload=spec.payload,
+        priority=priority,
+        max_retries=spec.max_retries,
+        timeout_ms=spec.timeout_ms,
+        run_at=spec.run_at,
+        idempotency_key=spec.idempotency_key,
+        parent_count=len(spec.depends_on),
+        pipeline=pipeline,
+        step=spec.step or spec.name,
+        object_event_id=source.event_id if source else None,
+        source_bucket=source.bucket if source else None,
+        source_key=source.key if source else None,
+        source_version=source.version if source else None,
+    )

@@ -1,0 +1,35 @@
+"""The engine's figures about the whole cluster's queue: depth, backlog, leases past due."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime
+
+from conveyor.db import jobs as job_queries
+from conveyor.db.connection import Pool, acquire
+from conveyor.db.records import Depth, JobStatus
+
+
+class QueueStats:
+    """``engine.stats``: cheap counts over live jobs only (a partial index), safe to poll."""
+
+    def __init__(self, pool: Pool, *, now: Callable[[], datetime | None]) -> None:
+        self._pool, self._now = pool, now
+
+    async def depth(self) -> list[Depth]:
+        """Live jobs by status and type, with the age of the oldest ready one."""
+        async with acquire(self._pool) as conn:
+            return await job_queries.depth(conn, now=self._now())
+
+    async def ready_backlog(self, job_types: Collection[str] = ()) -> int:
+        """Ready (PENDING) jobs of ``job_types`` (every type when empty): what autoscaling scales on."""
+        return sum(
+            d.jobs
+            for d in await self.depth()
+            if d.status is JobStatus.PENDING and (not job_types or d.job_type in job_types)
+        )
+
+    async def running_past_lease(self) -> int:
+        """RUNNING jobs whose lease already lapsed: a rescue is due."""
+        async with acquire(self._pool) as conn:
+            return await job_queries.running_past_lease(conn)

@@ -1,0 +1,51 @@
+"""One transaction through the engine: what ingest, dead-letter replay and the API do atomically.
+
+``async with engine.transaction() as tx`` opens it; every verb of ``tx`` runs on the same PostgreSQL
+transaction, which commits when the block ends without an exception. The job types its verbs made
+ready are published as one wake-up after the commit, by the engine: callers never publish themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from conveyor.db import events as event_queries
+from conveyor.db.connection import Connection
+from conveyor.db.records import DeadLetterRow, Identity, NewDeadLetter, NewObjectEvent
+from conveyor.pipeline.engine import creation
+from conveyor.pipeline.engine.creation import DagResult
+from conveyor.pipeline.engine.dag import JobSpec, SourceObject
+
+
+class EngineTransaction:
+    """The verbs that may share a transaction. Not thread-safe; one task uses it at a time."""
+
+    def __init__(self, conn: Connection, *, now: datetime | None) -> None:
+        self._conn, self._now = conn, now
+        #: Job types made ready so far: the wake-up published after commit.
+        self.ready_types: list[str] = []
+
+    async def create_dag(
+        self, specs: Sequence[JobSpec], *, source: SourceObject | None = None, pipeline: str | None = None
+    ) -> DagResult:
+        """Create jobs and their dependencies; repeat calls with the same idempotency keys create nothing."""
+        created = await creation.create_dag(self._conn, specs, source=source, pipeline=pipeline, now=self._now)
+        self.ready_types += created.ready_types
+        return created.dag
+
+    async def record_events(self, events: Sequence[NewObjectEvent], *, topic: str) -> dict[Identity, int]:
+        """Record upload events once by identity; the ids of those new here (a known identity is skipped)."""
+        return await event_queries.insert_many(self._conn, events, topic=topic)
+
+    async def record_dead_letters(self, letters: Sequence[NewDeadLetter]) -> list[int]:
+        """Keep ``letters``; one already kept (same topic, partition and offset) is skipped."""
+        return await event_queries.insert_dead_letters(self._conn, letters)
+
+    async def lock_dead_letter(self, letter_id: int) -> DeadLetterRow | None:
+        """The dead letter, locked until this transaction ends (so two replays of it serialise)."""
+        return await event_queries.lock_dead_letter(self._conn, letter_id)
+
+    async def mark_replayed(self, letter_id: int, *, error: str | None) -> DeadLetterRow:
+        """Count a replay of a locked letter: replayed when ``error`` is None, else still open with ``error``."""
+        return await event_queries.mark_replayed(self._conn, letter_id, error=error)

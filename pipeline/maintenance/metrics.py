@@ -1,0 +1,25 @@
+"""Maintenance metrics, on an explicit registry: every process that campaigns for the leadership has them."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from conveyor.pipeline.engine.maintenance import RescueReport
+
+
+class MaintenanceMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.jobs_rescued = Counter(
+            "conveyor_jobs_rescued_total", "Jobs taken back from lost workers by this process (while it led).",
+            ["outcome"], registry=registry,
+        )  # fmt: skip
+        self.leader = Gauge(
+            "conveyor_maintenance_leader", "1 while this process leads cluster maintenance (rescue, retention).",
+            registry=registry,
+        )  # fmt: skip
+        for outcome in ("requeued", "failed"):
+            self.jobs_rescued.labels(outcome)
+
+    def rescued(self, report: RescueReport) -> None:
+        self.jobs_rescued.labels("requeued").inc(report.requeued)
+        self.jobs_rescued.labels("failed").inc(report.failed)
