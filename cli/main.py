@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
+from conveyor import __version__, logs
 from conveyor import settings as settings_module
 from conveyor.commands import admin, api, ingest, jobs, run, stack, worker
 from conveyor.db.errors import ConfigurationError, ConveyorError
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="File uploads to processed results: MinIO -> Kafka -> PostgreSQL -> workers.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"conveyor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(commands)
@@ -29,13 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     try:
         settings = settings_module.load()
+        logs.configure(settings.log, verbose=args.verbose)
         status: int = args.handler(settings, args)
     except ConveyorError as exc:
         print(f"conveyor: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from conveyor.api.settings import ApiSettings
 from conveyor.db.errors import ConfigurationError
 from conveyor.db.settings import PostgresSettings
 from conveyor.ingest.settings import IngestSettings, KafkaSettings
+from conveyor.logs import LogSettings
 from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
 from conveyor.pipeline.storage.settings import S3Settings
 from conveyor.pipeline.worker.settings import WorkerSettings
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
 
 def load(**overrides: Any) -> Settings:

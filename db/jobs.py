@@ -23,6 +23,7 @@ from conveyor.db.records import (
     JobRow,
     JobStatus,
     NewJob,
+    PipelineRun,
     Rescued,
 )
 from conveyor.db.sql import QUERIES
@@ -258,3 +259,14 @@ async def running_past_lease(conn: Connection) -> int:
     with translate_errors():
         count: int = await conn.fetchval(QUERIES["job_running_past_lease"])
     return count
+
+
+async def finished_pipeline_runs(conn: Connection, *, after: datetime, until: datetime) -> list[PipelineRun]:
+    """Pipeline runs whose last job finished in (``after``, ``until``], oldest first."""
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["pipeline_runs_finished"], after, until)
+    return [
+        PipelineRun(r["bucket"], r["object_key"], r["pipeline"], r["jobs"], r["completed"], r["failed"],
+                    r["cancelled"], r["uploaded_at"], r["finished_at"])
+        for r in rows
+    ]  # fmt: skip

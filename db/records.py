@@ -136,6 +136,21 @@ class Depth:
     oldest_ready_seconds: float | None
 
 
+@dataclass(frozen=True)
+class PipelineRun:
+    """The jobs one recorded upload event started for one pipeline, once all of them are final."""
+
+    bucket: str
+    key: str
+    pipeline: str | None
+    jobs: int
+    completed: int
+    failed: int
+    cancelled: int
+    uploaded_at: datetime
+    finished_at: datetime
+
+
 class HeldJob(NamedTuple):
     """A job as its holder knows it: the id and the attempt it claimed (every transition is guarded by both)."""
 

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,9 @@ class OwnedProcess:
             )
         record = {"pid": child.pid, "identity": _identity(child.pid), "stop_signal": spec.stop_signal.name}
         self.pid_file.write_text(json.dumps(record))
+        # Reap it the moment it exits: a crashed server left a zombie that still "held" its pid (PostgreSQL's
+        # lock file then refused every restart until the starting process, e.g. `conveyor run`, ended).
+        threading.Thread(target=child.wait, name=f"reap-{self.name}", daemon=True).start()
         return child.pid
 
     def pid(self) -> int | None:

@@ -338,3 +338,27 @@ RETURNING id, cancel_requested;
 -- name: job_running_past_lease
 -- RUNNING jobs whose lease lapsed: the rescuer should take them within seconds (from jobs_running_lease).
 SELECT count(*) FROM jobs WHERE status = 'RUNNING' AND lease_expires_at < now();
+
+-- name: pipeline_runs_finished
+-- Pipeline runs (the jobs one recorded event started for one pipeline) whose last job finished in ($1, $2],
+-- oldest first: one row each with its outcome counts and the upload's time. Uses the jobs_finished index.
+WITH touched AS (
+    SELECT DISTINCT object_event_id, pipeline
+    FROM jobs
+    WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND finished_at > $1 AND finished_at <= $2
+      AND object_event_id IS NOT NULL
+)
+SELECT e.bucket, e.object_key, t.pipeline,
+       count(*) AS jobs,
+       count(*) FILTER (WHERE j.status = 'COMPLETED') AS completed,
+       count(*) FILTER (WHERE j.status = 'FAILED') AS failed,
+       count(*) FILTER (WHERE j.status = 'CANCELLED') AS cancelled,
+       coalesce(e.event_time, e.received_at) AS uploaded_at,
+       max(j.finished_at) AS finished_at
+FROM touched t
+JOIN jobs j ON j.object_event_id = t.object_event_id AND j.pipeline IS NOT DISTINCT FROM t.pipeline
+JOIN object_events e ON e.id = t.object_event_id
+GROUP BY e.id, t.pipeline
+HAVING bool_and(j.status IN ('COMPLETED', 'FAILED', 'CANCELLED')) AND max(j.finished_at) > $1
+   AND max(j.finished_at) <= $2
+ORDER BY max(j.finished_at);

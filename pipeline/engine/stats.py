@@ -7,7 +7,7 @@ from datetime import datetime
 
 from conveyor.db import jobs as job_queries
 from conveyor.db.connection import Pool, acquire
-from conveyor.db.records import Depth, JobStatus
+from conveyor.db.records import Depth, JobStatus, PipelineRun
 
 
 class QueueStats:
@@ -33,3 +33,8 @@ class QueueStats:
         """RUNNING jobs whose lease already lapsed: a rescue is due."""
         async with acquire(self._pool) as conn:
             return await job_queries.running_past_lease(conn)
+
+    async def finished_pipeline_runs(self, *, after: datetime, until: datetime) -> list[PipelineRun]:
+        """Pipeline runs of recorded uploads whose last job finished in (``after``, ``until``], oldest first."""
+        async with acquire(self._pool) as conn:
+            return await job_queries.finished_pipeline_runs(conn, after=after, until=until)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -18,7 +19,6 @@ from minio import Minio
 
 from conveyor.db.errors import ConfigurationError
 from conveyor.db.records import JobRow
-from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import SourceObject
 from conveyor.pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
 
@@ -37,12 +37,23 @@ class PermanentFailure(Exception):
     """Fail the job now: retrying cannot help (corrupt input, a checksum mismatch...)."""
 
 
+class JobState(Protocol):
+    """What a handler's context reads and writes about its job beyond the row: the engine in production,
+    an in-memory stand-in in users' unit tests (:class:`conveyor.testing.MemoryJobState`)."""
+
+    async def parent_results(self, job_id: uuid.UUID) -> list[dict[str, Any]]: ...
+
+    async def checkpoint(self, job: JobRow, state: Any) -> bool: ...
+
+    async def last_checkpoint(self, job_id: uuid.UUID) -> Any: ...
+
+
 @dataclass
 class JobContext:
     """Everything a handler may use. The S3 client is synchronous: call it through :meth:`in_thread`."""
 
     job: JobRow
-    engine: Engine
+    engine: JobState
     s3: Minio
     log: logging.LoggerAdapter[logging.Logger]
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.lifecycle.periodic import every
+from conveyor.pipeline.lifecycle.processes import ProcessSupervisor
 from conveyor.pipeline.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class AutoscaleMetrics:
 
 
 class Autoscaler:
-    """Supervises worker processes made by ``spawn()`` within ``bounds``."""
+    """Supervises worker processes made by ``spawn()`` within ``bounds``; one that dies is restarted."""
 
     def __init__(
         self,
@@ -88,29 +88,36 @@ class Autoscaler:
     ) -> None:
         self.engine, self.settings, self.bounds, self.spawn, self.metrics = engine, settings, bounds, spawn, metrics
         self.job_types = set(job_types)
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.supervisor = ProcessSupervisor()
         self.pressure = Pressure()
+        self._started = 0
+
+    @property
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        return self.supervisor.processes
 
     async def ready_backlog(self) -> int:
         return await self.engine.stats.ready_backlog(self.job_types)
 
     async def run_once(self) -> int:
         """One observation and at most one change; returns the change (+1, -1 or 0)."""
-        self.processes = [p for p in self.processes if p.poll() is None]
+        self.supervisor.check_once()  # a worker process that died comes back (after a backoff)
         backlog = await self.ready_backlog()
-        change = decide(backlog, len(self.processes), self.pressure, self.bounds,
+        running = len(self.supervisor)
+        change = decide(backlog, running, self.pressure, self.bounds,
                         self.settings.autoscale_backlog_per_process, self.settings.autoscale_patience)  # fmt: skip
         if change > 0:
-            self.processes.append(self.spawn())
-            log.info("autoscale: backlog %d over %d process(es): started one (now %d)", backlog,
-                     len(self.processes) - 1, len(self.processes))  # fmt: skip
+            self._started += 1
+            self.supervisor.add(f"worker-{self._started}", self.spawn)
+            log.info("autoscale: backlog %d over %d process(es): started one (now %d)", backlog, running,
+                     len(self.supervisor))  # fmt: skip
             self.metrics.decisions.labels("up").inc()
         elif change < 0:
-            retired = self.processes.pop()
-            retired.send_signal(signal.SIGTERM)
-            log.info("autoscale: idle: retiring pid %d gracefully (now %d)", retired.pid, len(self.processes))
+            retired = self.supervisor.retire()
+            assert retired is not None
+            log.info("autoscale: idle: retiring %s gracefully (now %d)", retired.name, len(self.supervisor))
             self.metrics.decisions.labels("down").inc()
-        self.metrics.processes.set(len(self.processes))
+        self.metrics.processes.set(len(self.supervisor))
         self.metrics.backlog.set(backlog)
         return change
 
@@ -122,9 +129,4 @@ class Autoscaler:
 
     async def stop_all(self) -> None:
         """SIGTERM every process and wait for their graceful exits."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            await asyncio.to_thread(process.wait)
-        self.processes = []
+        await self.supervisor.stop_all(grace_seconds=self.settings.shutdown_grace_seconds + 30)

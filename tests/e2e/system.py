@@ -83,6 +83,9 @@ class System:
     api: str
     process: subprocess.Popen[bytes]
     s3: Minio
+    #: The environment `conveyor run` was started with, and where its standard output goes.
+    env: dict[str, str]
+    output: Path
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.api, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
@@ -206,9 +209,10 @@ def running_system(settings: Settings, tmp: Path, **extra_env: str) -> Iterator[
         CONVEYOR_API__CLUSTER_METRICS_INTERVAL_SECONDS="1", **extra_env,
     )  # fmt: skip
     argv = [sys.executable, "-m", "conveyor", "run", "--no-stack", "--no-samples", "--autoscale", "2:3"]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "run.log").open("wb"))
+    output = tmp / "run.out"
+    process = subprocess.Popen(argv, env=env, stdout=output.open("wb"), stderr=(tmp / "run.log").open("wb"))
     scoped = settings.model_copy(update={"postgres": settings.postgres.model_copy(update={"database": database})})
-    system = System(scoped, bucket, f"http://127.0.0.1:{port}", process, s3_client(settings.s3, retries=0))
+    system = System(scoped, bucket, f"http://127.0.0.1:{port}", process, s3_client(settings.s3, retries=0), env, output)
     try:
         _wait_for_api(system)
         yield system

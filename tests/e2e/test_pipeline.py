@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -152,6 +153,32 @@ def test_poisoned_uploads_fail_their_own_jobs_and_every_later_upload_completes(s
     assert completed > 0, "the same worker processes completed later uploads"
     for worker in poison_workers:
         assert after[worker]["status"] == "ACTIVE", "the worker that met the poison is alive and working"
+
+
+def test_conveyor_run_says_each_finished_pipeline_and_its_commands_work_as_printed(system: System) -> None:
+    system.upload_many({"feed/hello.csv": b"id,name\n1,ok\n"})
+    settled = system.wait_until_settled({"feed/hello.csv"}, within=60)
+    (profile,) = [j for j in settled if j.source_key == "feed/hello.csv" and j.step == "profile"]
+    wanted = {f"finished s3://{system.bucket}/feed/hello.csv  csv  completed (1 job)",
+              f"finished s3://{system.bucket}/feed/hello.csv  fingerprint  completed (2 jobs)"}  # fmt: skip
+    deadline, found = time.monotonic() + 20, set[str]()
+    while found != wanted and time.monotonic() < deadline:  # the feed looks a couple of seconds back
+        found = {w for w in wanted if any(line.startswith(w) for line in system.output.read_text().splitlines())}
+        time.sleep(0.5)
+    assert found == wanted, system.output.read_text()[-2000:]
+
+    printed = system.output.read_text().split("and watch:", 1)[1].splitlines()
+    commands = [
+        line.strip() for line in printed if line.strip().startswith(("conveyor ", ".venv/bin/conveyor ", "curl "))
+    ]
+    assert len(commands) == 4, printed
+    for command in commands:
+        typed = command.split("  ")[0].replace("JOB_ID", str(profile.id))
+        done = subprocess.run(["bash", "-c", typed], cwd=Path(__file__).parents[2], env=system.env,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0, (typed, done.stderr)
+        if "jobs show" in typed:
+            assert "COMPLETED" in done.stdout and str(profile.id) in done.stdout
 
 
 def _publish(system: System, values: list[bytes]) -> None:

@@ -7,10 +7,14 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,3 +198,52 @@ async def run_handler(
     assert handler is not None
     ctx = JobContext(job=job, engine=engine, s3=s3, log=logging.LoggerAdapter(logging.getLogger("test"), {}))
     return await handler(ctx)
+
+
+# -- worker processes, started as users start them ----------------------------------------------------
+
+FAST = {
+    "CONVEYOR_WORKER__POLL_INTERVAL_SECONDS": "0.5",
+    "CONVEYOR_WORKER__HEARTBEAT_INTERVAL_SECONDS": "0.5",
+    "CONVEYOR_ENGINE__RESCUE_INTERVAL_SECONDS": "0.5",
+    "CONVEYOR_ENGINE__WORKER_LOST_AFTER_SECONDS": "3",
+    "CONVEYOR_ENGINE__LEADER_CAMPAIGN_INTERVAL_SECONDS": "0.5",
+    "CONVEYOR_WORKER__HANDLER_MODULES": '["tests.support.handlers"]',
+    "CONVEYOR_METRICS__ENABLED": "false",
+}
+
+
+class Workers:
+    """Starts `conveyor worker` processes on the test's database; stops whatever is left at the end."""
+
+    def __init__(self, database: PostgresSettings) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+        self.env.update(FAST, CONVEYOR_POSTGRES__DATABASE=database.database, PYTHONPATH=str(Path.cwd()))
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        job_types = "test.noop,test.sleep,test.sleep_first"
+        argv = [sys.executable, "-m", "conveyor", "worker", "--job-types", job_types, *args]
+        process = subprocess.Popen(argv, env={**self.env, **env}, stderr=subprocess.DEVNULL)
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def workers(database: PostgresSettings) -> Iterator[Workers]:
+    running = Workers(database)
+    yield running
+    running.stop_all()
+
+
+def executions(log: Path) -> Counter[tuple[str, str]]:
+    """(job id, event) -> how many times the test handler logged it."""
+    if not log.exists():
+        return Counter()
+    return Counter((line.split()[0], line.split()[3]) for line in log.read_text().splitlines())

@@ -131,7 +131,7 @@ def test_acquire_long_polls_until_a_job_is_created(api: ApiServer) -> None:
 def test_an_http_worker_and_a_python_worker_share_a_queue(
     api: ApiServer, settings: Settings, database: PostgresSettings
 ) -> None:
-    from tests.integration.test_worker_processes import Workers
+    from tests.integration.conftest import Workers
 
     python_workers = Workers(database)
     try:

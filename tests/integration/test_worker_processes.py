@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client import CollectorRegistry
 
 from conveyor.db import workers as worker_queries
 from conveyor.db.connection import acquire
 from conveyor.db.records import JobFilter, JobRow, JobStatus, WorkerRow
-from conveyor.db.settings import PostgresSettings
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec
 from conveyor.pipeline.engine.settings import EngineSettings
@@ -33,51 +27,7 @@ from conveyor.pipeline.worker.settings import WorkerSettings
 from conveyor.pipeline.worker.worker import Worker
 from conveyor.settings import Settings
 from tests.conftest import stack_async
-from tests.integration.conftest import wait_until
-
-FAST = {
-    "CONVEYOR_WORKER__POLL_INTERVAL_SECONDS": "0.5",
-    "CONVEYOR_WORKER__HEARTBEAT_INTERVAL_SECONDS": "0.5",
-    "CONVEYOR_ENGINE__RESCUE_INTERVAL_SECONDS": "0.5",
-    "CONVEYOR_ENGINE__WORKER_LOST_AFTER_SECONDS": "3",
-    "CONVEYOR_WORKER__HANDLER_MODULES": '["tests.support.handlers"]',
-    "CONVEYOR_METRICS__ENABLED": "false",
-}
-
-
-class Workers:
-    """Starts `conveyor worker` processes on the test's database; stops whatever is left at the end."""
-
-    def __init__(self, database: PostgresSettings) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-        self.env.update(FAST, CONVEYOR_POSTGRES__DATABASE=database.database, PYTHONPATH=str(Path.cwd()))
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "conveyor", "worker", "--job-types", "test.noop,test.sleep", *args]
-        process = subprocess.Popen(argv, env={**self.env, **env}, stderr=subprocess.DEVNULL)
-        self.started.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
-@pytest.fixture
-def workers(database: PostgresSettings) -> Iterator[Workers]:
-    running = Workers(database)
-    yield running
-    running.stop_all()
-
-
-def executions(log: Path) -> Counter[tuple[str, str]]:
-    """(job id, event) -> how many times the test handler logged it."""
-    if not log.exists():
-        return Counter()
-    return Counter((line.split()[0], line.split()[3]) for line in log.read_text().splitlines())
+from tests.integration.conftest import Workers, executions, wait_until
 
 
 async def jobs_in(engine: Engine, status: JobStatus, limit: int = 100_000) -> list[JobRow]:

@@ -36,6 +36,15 @@ async def sleep(ctx: JobContext) -> dict[str, Any]:
     return {"slept": ctx.params.get("seconds", 1)}
 
 
+async def sleep_first(ctx: JobContext) -> dict[str, Any]:
+    """Sleeps ``first_seconds`` on its first attempt (long enough to be killed in), ``seconds`` after."""
+    _record(ctx, "start")
+    seconds = ctx.params.get("first_seconds", 3600) if ctx.job.attempts == 1 else ctx.params.get("seconds", 0)
+    await asyncio.sleep(float(seconds))
+    _record(ctx, "done")
+    return {"attempt": ctx.job.attempts}
+
+
 async def poison(ctx: JobContext) -> dict[str, Any]:
     """A result PostgreSQL's jsonb refuses: a key and a value holding NUL (as a CSV header with NUL gives)."""
     _record(ctx, "done")
@@ -46,3 +55,4 @@ def register(registry: HandlerRegistry) -> None:
     registry.register("test.noop", noop)
     registry.register("test.sleep", sleep)
     registry.register("test.poison", poison)
+    registry.register("test.sleep_first", sleep_first)

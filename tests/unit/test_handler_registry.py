@@ -24,7 +24,7 @@ def test_builtins_are_registered() -> None:
 def test_user_modules_add_handlers_through_register() -> None:
     registry = builtin_handlers()
     registry.load_module("tests.support.handlers")
-    assert set(registry) - BUILTIN == {"test.noop", "test.sleep", "test.poison"}
+    assert set(registry) - BUILTIN == {"test.noop", "test.sleep", "test.poison", "test.sleep_first"}
     assert registry.get("test.noop") is test_handlers.noop
 
 
