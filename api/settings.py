@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr
 
+#: The published development token: refused on any address but loopback.
+DEFAULT_TOKEN = "dev-token"
+
 
 class ApiSettings(BaseModel):
     """The HTTP API."""
@@ -11,7 +14,7 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     #: Bearer tokens allowed to read and write, and tokens allowed only to read.
-    tokens: list[SecretStr] = Field(default_factory=lambda: [SecretStr("dev-token")])
+    tokens: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEFAULT_TOKEN)])
     read_only_tokens: list[SecretStr] = Field(default_factory=list)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     #: /health and /metrics answer without a token unless this is set.

@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from prometheus_client import CollectorRegistry, start_http_server
 
 from conveyor.pipeline.engine import Engine
-from conveyor.settings import MetricsSettings, Settings
+from conveyor.settings import Settings, refuse_exposed_defaults
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +21,15 @@ def open_engine(settings: Settings) -> AbstractAsyncContextManager[Engine]:
     return Engine.open(settings.postgres, settings.engine, settings.redis)
 
 
-def serve_metrics(registry: CollectorRegistry, settings: MetricsSettings) -> int | None:
-    """Serve ``registry`` on /metrics in a background thread; the bound port (None when disabled)."""
+def serve_metrics(registry: CollectorRegistry, all_settings: Settings) -> int | None:
+    """Serve ``registry`` on /metrics in a background thread; the bound port (None when disabled).
+
+    Refuses (:class:`ConfigurationError`) to listen beyond loopback while a published default secret is in use.
+    """
+    settings = all_settings.metrics
     if not settings.enabled:
         return None
+    refuse_exposed_defaults(all_settings, settings.host, "the /metrics endpoint")
     server, _ = start_http_server(settings.port, addr=settings.host, registry=registry)
     port = int(server.server_address[1])
     log.info("metrics on http://%s:%d/metrics", settings.host, port)

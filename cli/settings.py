@@ -6,19 +6,20 @@ Components receive only their own section; nothing but :func:`load` reads the en
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from conveyor.api.settings import ApiSettings
+from conveyor.api.settings import DEFAULT_TOKEN, ApiSettings
 from conveyor.db.errors import ConfigurationError
-from conveyor.db.settings import PostgresSettings
+from conveyor.db.settings import DEFAULT_PASSWORD, PostgresSettings
 from conveyor.ingest.settings import IngestSettings, KafkaSettings
 from conveyor.logs import LogSettings
 from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
-from conveyor.pipeline.storage.settings import S3Settings
+from conveyor.pipeline.storage.settings import DEFAULT_SECRET_KEY, S3Settings
 from conveyor.pipeline.worker.settings import WorkerSettings
 from conveyor.stack.settings import StackSettings
 
@@ -70,6 +71,39 @@ def load(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def default_secrets_in_use(settings: Settings) -> list[str]:
+    """The environment variables of every secret still at its published default (fine on loopback only)."""
+    defaults = {
+        "CONVEYOR_API__TOKENS": any(t.get_secret_value() == DEFAULT_TOKEN for t in settings.api.tokens),
+        "CONVEYOR_API__READ_ONLY_TOKENS": any(
+            t.get_secret_value() == DEFAULT_TOKEN for t in settings.api.read_only_tokens
+        ),
+        "CONVEYOR_S3__SECRET_KEY": settings.s3.secret_key.get_secret_value() == DEFAULT_SECRET_KEY,
+        "CONVEYOR_POSTGRES__PASSWORD": settings.postgres.password.get_secret_value() == DEFAULT_PASSWORD,
+    }
+    return [variable for variable, is_default in defaults.items() if is_default]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def refuse_exposed_defaults(settings: Settings, host: str, what: str) -> None:
+    """Raise :class:`ConfigurationError` if ``what`` would listen beyond loopback with a published secret."""
+    if is_loopback(host):
+        return
+    if exposed := default_secrets_in_use(settings):
+        raise ConfigurationError(
+            f"{what} would listen on {host}, beyond this machine, while these secrets still have their published "
+            f"defaults: {', '.join(exposed)}. Set them, or listen on 127.0.0.1."
+        )
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -6,6 +6,8 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 
 #: The private PostgreSQL of the local stack listens here; 5432 is left to a system cluster.
 DEFAULT_PORT = 15432
+#: The local stack's published password: refused when a process serves on any address but loopback.
+DEFAULT_PASSWORD = "conveyor"
 
 
 class PostgresSettings(BaseModel):
@@ -14,7 +16,7 @@ class PostgresSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(DEFAULT_PORT, ge=1, le=65535)
     user: str = "conveyor"
-    password: SecretStr = SecretStr("conveyor")
+    password: SecretStr = SecretStr(DEFAULT_PASSWORD)
     database: str = "conveyor"
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(10, ge=1)

@@ -22,7 +22,7 @@ from conveyor.pipeline.lifecycle.tasks import Supervisor, task_failures_counter
 from conveyor.pipeline.lifecycle.waiting import wait_for_event
 from conveyor.pipeline.maintenance.leader import MaintenanceLeader
 from conveyor.pipeline.maintenance.metrics import MaintenanceMetrics
-from conveyor.settings import Settings
+from conveyor.settings import Settings, refuse_exposed_defaults
 
 log = logging.getLogger(__name__)
 WAKE_HOLD_SECONDS = 0.05
@@ -38,6 +38,7 @@ def register(commands: Any) -> None:
 def _api(settings: Settings, args: argparse.Namespace) -> int:
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.model_copy(update={"api": settings.api.model_copy(update=updates)})
+    refuse_exposed_defaults(settings, settings.api.host, "conveyor api")
     asyncio.run(serve(settings))
     return 0
 

@@ -61,7 +61,7 @@ async def run_ingestor(settings: Settings, stop: asyncio.Event | None = None) ->
     rules = load_rules(settings.ingest.pipelines_file)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    runtime.serve_metrics(registry, settings.metrics)
+    runtime.serve_metrics(registry, settings)
     stop = stop or asyncio.Event()
     runtime.stop_on_signals(stop)
     async with runtime.open_engine(settings) as engine:

@@ -29,7 +29,7 @@ from conveyor.pipeline.lifecycle.tasks import Supervisor
 from conveyor.pipeline.lifecycle.waiting import wait_for_event
 from conveyor.pipeline.storage.client import object_exists, s3_client
 from conveyor.samples import sample_uploads
-from conveyor.settings import Settings
+from conveyor.settings import Settings, refuse_exposed_defaults
 from conveyor.stack.manager import Stack, format_table
 from conveyor.stack.prometheus import Prometheus
 
@@ -69,6 +69,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run_async(settings: Settings, args: argparse.Namespace) -> int:
+    refuse_exposed_defaults(settings, settings.api.host, "conveyor run's API")
     stack = Stack(settings)
     if not args.no_stack:
         await stack.up()

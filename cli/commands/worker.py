@@ -63,7 +63,7 @@ async def run_worker(settings: Settings, *, name: str | None = None, stop: async
     """One worker process until SIGTERM/SIGINT (a second signal exits at once)."""
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
-    runtime.serve_metrics(registry, settings.metrics)
+    runtime.serve_metrics(registry, settings)
     stop = stop or asyncio.Event()
     runtime.stop_on_signals(stop)
     redis = redis_client(settings.redis)
@@ -81,7 +81,7 @@ async def run_worker(settings: Settings, *, name: str | None = None, stop: async
 async def run_autoscaler(settings: Settings, bounds: Bounds, args: argparse.Namespace) -> None:
     """Supervise worker processes started exactly as a user would start them."""
     registry = CollectorRegistry()
-    runtime.serve_metrics(registry, settings.metrics)
+    runtime.serve_metrics(registry, settings)
     stop = asyncio.Event()
     runtime.stop_on_signals(stop)
     argv = [sys.executable, "-m", "conveyor", "worker", "--concurrency", str(settings.worker.concurrency)]

@@ -125,9 +125,14 @@ def _unsafe(name: str) -> str | None:
         return "an absolute path"
     if ".." in name.replace("\\", "/").split("/"):
         return "a path that climbs out of the archive (..)"
-    if not posixpath.normpath(name).strip("./"):
+    if _relative_key(name) == ".":
         return "an empty name"
     return None
+
+
+def _relative_key(name: str) -> str:
+    """The member's key below the output prefix: ``name`` normalised ("a/./b" is "a/b"), dots kept (".env")."""
+    return posixpath.normpath(name)
 
 
 def _zip_is_link(member: zipfile.ZipInfo) -> bool:
@@ -153,7 +158,7 @@ class _Limited(io.RawIOBase):
 
 
 def _upload(ctx: JobContext, out: Extraction, name: str, data: IO[bytes]) -> None:
-    key = out.prefix + posixpath.normpath(name).lstrip("./")
+    key = out.prefix + _relative_key(name)
     with translate_s3_errors(f"writing s3://{out.bucket}/{key}"):
         metadata: dict[str, str | list[str] | tuple[str]] = {**ctx.output_metadata()}
         ctx.s3.put_object(out.bucket, key, io.BufferedReader(_Limited(data, out)), length=-1, part_size=PART_BYTES,

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 S3_DEFAULT_PORT = 19000
+#: The local stack's published secret key: refused when a process serves on any address but loopback.
+DEFAULT_SECRET_KEY = "conveyor-secret"
 
 
 class S3Settings(BaseModel):
@@ -14,7 +16,7 @@ class S3Settings(BaseModel):
 
     endpoint: str = f"http://127.0.0.1:{S3_DEFAULT_PORT}"
     access_key: str = "conveyor"
-    secret_key: SecretStr = SecretStr("conveyor-secret")
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     region: str = "us-east-1"
     #: Buckets that `conveyor bootstrap` creates and subscribes to upload events.
     buckets: list[str] = Field(default_factory=lambda: ["uploads"])

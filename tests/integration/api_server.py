@@ -60,7 +60,7 @@ def _wait_ready(server: ApiServer) -> None:
         if server.process.poll() is not None:
             raise RuntimeError("conveyor api exited during start-up")
         try:
-            if httpx.get(f"{server.url}/health", timeout=2).status_code in (200, 503):
+            if httpx.get(f"{server.url}/health", timeout=2).status_code in (200, 401, 503):  # 401: /health protected
                 return
         except httpx.HTTPError:
             time.sleep(0.1)

@@ -222,7 +222,7 @@ class Workers:
         self.started: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        job_types = "test.noop,test.sleep,test.sleep_first"
+        job_types = "test.noop,test.sleep,test.sleep_first,test.flaky,test.later,test.permanent,test.slow_lines"
         argv = [sys.executable, "-m", "conveyor", "worker", "--job-types", job_types, *args]
         process = subprocess.Popen(argv, env={**self.env, **env}, stderr=subprocess.DEVNULL)
         self.started.append(process)

@@ -48,6 +48,8 @@ async def test_sigkill_of_a_worker_holding_twenty_jobs(engine: Engine, workers: 
     ids = await create(engine, 20, "test.sleep", seconds=3, log=str(log))
     doomed = workers.start("--concurrency", "20")
     await wait_until(lambda: _count(engine, JobStatus.RUNNING, 20), within=30, what="20 running jobs")
+    # Claimed is not yet started: kill only once every handler has begun (what the assertions count).
+    await wait_until(lambda: _started(log, 20), within=10, what="20 handlers started")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
 
@@ -155,6 +157,10 @@ def registry_with_test_handlers() -> HandlerRegistry:
     registry = builtin_handlers()
     registry.load_module("tests.support.handlers")
     return registry
+
+
+async def _started(log: Path, count: int) -> bool:
+    return sum(n for (_, event), n in executions(log).items() if event == "start") >= count
 
 
 async def _count(engine: Engine, status: JobStatus, at_least: int) -> bool:

@@ -24,7 +24,10 @@ def test_builtins_are_registered() -> None:
 def test_user_modules_add_handlers_through_register() -> None:
     registry = builtin_handlers()
     registry.load_module("tests.support.handlers")
-    assert set(registry) - BUILTIN == {"test.noop", "test.sleep", "test.poison", "test.sleep_first"}
+    assert set(registry) - BUILTIN == {
+        "test.noop", "test.sleep", "test.poison", "test.sleep_first", "test.flaky", "test.later", "test.permanent",
+        "test.slow_lines",
+    }  # fmt: skip
     assert registry.get("test.noop") is test_handlers.noop
 
 
