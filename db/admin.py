@@ -22,3 +22,10 @@ async def drop_database(conn: Connection, name: str) -> None:
     """Drop ``name`` if it exists, disconnecting whoever is still connected."""
     with translate_errors():
         await conn.execute(await conn.fetchval(QUERIES["database_drop_statement"], name))
+
+
+async def lock_waiters(conn: Connection) -> int:
+    """How many sessions of this database are waiting for a lock now."""
+    with translate_errors():
+        count: int = await conn.fetchval(QUERIES["lock_waiters"])
+    return count

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -101,8 +101,12 @@ class Ingestor:
         settings: IngestSettings,
         kafka: KafkaSettings,
         metrics: IngestMetrics,
+        *,
+        buckets: Collection[str] | None = None,
     ) -> None:
+        """``buckets``: the only buckets whose events are this deployment's (None: every bucket's)."""
         self.engine, self.rules, self.settings, self.kafka, self.metrics = engine, rules, settings, kafka, metrics
+        self.buckets = frozenset(buckets) if buckets is not None else None
         metrics.prime([pipeline.name for pipeline in rules.pipeline])
         self._batch_lock = asyncio.Lock()
         self._lag_recorded_at = 0.0
@@ -185,6 +189,10 @@ class Ingestor:
         events = parse_message(
             record.value or b"", max_bytes=s.max_message_bytes, plain_key_encoding=s.plain_key_encoding
         )
+        if self.buckets is not None and (foreign := [e for e in events if e.bucket not in self.buckets]):
+            # Another deployment's bucket on a shared topic (or a test suite's): not ours to record or route.
+            self.metrics.foreign_skipped.inc(len(foreign))
+            events = [e for e in events if e.bucket in self.buckets]
         routed = [route(event, self.rules, max_lineage_depth=s.max_lineage_depth) for event in events]
         for item in routed:
             if not item.pipelines and item.is_pipeline_output:

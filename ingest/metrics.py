@@ -32,6 +32,11 @@ class IngestMetrics:
         self.unrouted = Counter(
             "conveyor_ingest_unrouted_events_total", "Events no pipeline matched.", registry=registry
         )
+        self.foreign_skipped = Counter(
+            "conveyor_ingest_foreign_bucket_events_total",
+            "Events of buckets this deployment is not configured for (CONVEYOR_S3__BUCKETS): skipped, not recorded.",
+            registry=registry,
+        )
         self.outputs_skipped = Counter(
             "conveyor_ingest_pipeline_outputs_skipped_total",
             "Events for objects conveyor's own jobs wrote, which no rule asked for (loop safety).",

@@ -7,21 +7,43 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
+from conveyor import bootstrap
 from conveyor import settings as settings_module
 from conveyor.db import admin, connection, migrate
 from conveyor.db.connection import Connection, Pool
 from conveyor.db.settings import PostgresSettings
+from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
+from tests import isolation  # sets the suite's own bucket before any fixture builds settings
 
 
 @pytest.fixture(scope="session")
 def settings() -> settings_module.Settings:
     """The settings the stack under test was started with (defaults plus any CONVEYOR_* of the run)."""
     return settings_module.load()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``after_everything`` (checks of what the suite leaves behind) run last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_everything") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _the_suite_leaves_nothing_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give the suite its own subscribed bucket; at the end remove every bucket, group and database it made."""
+    if all("tests/unit" in str(item.path) for item in request.session.items):
+        yield  # unit tests touch no service
+        return
+    settings = settings_module.load()
+    asyncio.run(bootstrap.bootstrap(settings.kafka, settings.s3, notifications=settings.stack.s3_server == "minio"))
+    yield
+    left = isolation.clean_up(settings, s3_client(settings.s3))
+    asyncio.run(drop_database(settings, TEMPLATE))
+    assert not left, f"the suite left these in the stack: {left}"
 
 
 @pytest.fixture(autouse=True)

@@ -65,7 +65,7 @@ async def run_ingestor(settings: Settings, stop: asyncio.Event | None = None) ->
     stop = stop or asyncio.Event()
     runtime.stop_on_signals(stop)
     async with runtime.open_engine(settings) as engine:
-        ingestor = Ingestor(engine, rules, settings.ingest, settings.kafka, metrics)
+        ingestor = Ingestor(engine, rules, settings.ingest, settings.kafka, metrics, buckets=settings.s3.buckets)
         await ingestor.start()
         log.info("ingesting %s as group %s", settings.kafka.events_topic, settings.ingest.group_id)
         try:

@@ -56,3 +56,8 @@ SELECT pg_try_advisory_lock($1);
 -- name: leader_unlock
 -- Give up the session advisory lock $1; false when this session did not hold it.
 SELECT pg_advisory_unlock($1);
+
+-- name: lock_waiters
+-- Sessions of this database waiting for a lock right now: an operator's first question when work stalls,
+-- and how tests know a statement they started is blocked where they pinned it.
+SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock';

@@ -28,6 +28,7 @@ from conveyor.db.jobs import list_jobs
 from conveyor.db.records import JobFilter, JobRow
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
+from tests import isolation
 from tests.conftest import drop_database
 from tests.integration.api_server import free_port
 
@@ -191,7 +192,7 @@ async def _park_group_at_end(settings: Settings, group: str) -> None:
 @contextmanager
 def running_system(settings: Settings, tmp: Path, **extra_env: str) -> Iterator[System]:
     run_id = uuid.uuid4().hex[:8]
-    bucket, database, group = f"e2e-{run_id}", f"conveyor_e2e_{run_id}", f"e2e-{run_id}"
+    bucket, database, group = isolation.bucket("e2e"), f"conveyor_e2e_{run_id}", isolation.group("e2e")
     # Migrated from empty rather than cloned from the test template: `make bench` runs this without pytest.
     asyncio.run(fresh_database(settings.postgres, database))
     asyncio.run(_park_group_at_end(settings, group))
@@ -223,6 +224,8 @@ def running_system(settings: Settings, tmp: Path, **extra_env: str) -> Iterator[
         except subprocess.TimeoutExpired:
             process.kill()
         asyncio.run(drop_database(settings, database))
+        isolation.remove_buckets(system.s3, [bucket])
+        asyncio.run(isolation.remove_groups(settings, [group]))
 
 
 def _wait_for_api(system: System) -> None:

@@ -30,6 +30,7 @@ from conveyor.pipeline.handlers import builtin_handlers
 from conveyor.pipeline.handlers.base import JobContext
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
+from tests import isolation
 
 
 @dataclass
@@ -129,11 +130,14 @@ async def topics(settings: Settings) -> AsyncIterator[Topics]:
 def scoped_settings(settings: Settings, database: PostgresSettings, topics: Topics, **ingest: Any) -> Settings:
     """The suite's settings pointed at a test's own database, topics and consumer group."""
     kafka = settings.kafka.model_copy(update={"events_topic": topics.events, "dead_letter_topic": topics.dead_letters})
-    group = {"group_id": f"test-{uuid.uuid4().hex[:8]}", **ingest}
+    group = {"group_id": isolation.group("test"), **ingest}
+    # The suite's own bucket, and `uploads` for the synthetic events tests publish on their own topics.
+    s3 = settings.s3.model_copy(update={"buckets": [*settings.s3.buckets, "uploads"]})
     return settings.model_copy(
         update={
             "postgres": database,
             "kafka": kafka,
+            "s3": s3,
             "ingest": settings.ingest.model_copy(update=group),
             "metrics": settings.metrics.model_copy(update={"enabled": False}),
         }
@@ -148,6 +152,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "CONVEYOR_KAFKA__EVENTS_TOPIC": settings.kafka.events_topic,
         "CONVEYOR_KAFKA__DEAD_LETTER_TOPIC": settings.kafka.dead_letter_topic,
         "CONVEYOR_INGEST__GROUP_ID": settings.ingest.group_id,
+        "CONVEYOR_S3__BUCKETS": json.dumps(settings.s3.buckets),
         "CONVEYOR_METRICS__ENABLED": "false",
     }
 
@@ -181,8 +186,8 @@ def engine(pool: Pool) -> Engine:
 
 @pytest.fixture(scope="session")
 def scratch_bucket(s3: Minio) -> str:
-    """A bucket without notification rules: handler tests' objects start no pipelines."""
-    name = "conveyor-scratch"
+    """A bucket without notification rules: handler tests' objects start no pipelines. Removed at the end."""
+    name = isolation.SCRATCH_BUCKET
     if not s3.bucket_exists(name):
         s3.make_bucket(name)
     return name

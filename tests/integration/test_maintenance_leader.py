@@ -59,7 +59,7 @@ async def test_a_killed_leader_is_replaced_and_its_jobs_are_still_rescued(
 
     job = await engine.get(uuid.UUID(job_id))
     assert job.attempts == 2 and [e["kind"] for e in job.errors] == ["worker_lost"], job.errors
-    starts = [line.split()[2] for line in log.read_text().splitlines() if line.endswith("start")]
+    starts = [fields[2] for fields in map(str.split, log.read_text().splitlines()) if fields[3] == "start"]
     assert starts == [str(first.pid), str(second.pid)], "run by the leader, then rescued to its successor"
     assert executions(log)[(job_id, "done")] == 1
     assert took_over_after < 10, f"takeover took {took_over_after:.1f}s"
