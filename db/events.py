@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from conveyor.db.connection import Connection, translate_errors
@@ -75,3 +76,10 @@ async def open_dead_letters(conn: Connection) -> int:
     with translate_errors():
         count: int = await conn.fetchval(QUERIES["dead_letter_open_count"])
     return count
+
+
+async def prune(conn: Connection, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` events received before ``before`` that no job refers to; the count deleted."""
+    with translate_errors():
+        status = await conn.execute(QUERIES["object_events_prune"], before, limit)
+    return int(status.split()[-1])

@@ -18,6 +18,7 @@ from conveyor.ingest.consumer import Ingestor
 from conveyor.ingest.deadletters import Replayer
 from conveyor.ingest.events import UploadEvent
 from conveyor.ingest.metrics import IngestMetrics
+from conveyor.ingest.retention import check_event_retention, topic_retention_seconds
 from conveyor.ingest.routing import describe, load_rules, route
 from conveyor.settings import Settings
 
@@ -64,6 +65,9 @@ async def run_ingestor(settings: Settings, stop: asyncio.Event | None = None) ->
     runtime.serve_metrics(registry, settings)
     stop = stop or asyncio.Event()
     runtime.stop_on_signals(stop)
+    retention = settings.engine.retention.events_after_seconds
+    if retention is not None:
+        check_event_retention(retention, await topic_retention_seconds(settings.kafka), settings.kafka.events_topic)
     async with runtime.open_engine(settings) as engine:
         ingestor = Ingestor(engine, rules, settings.ingest, settings.kafka, metrics, buckets=settings.s3.buckets)
         await ingestor.start()

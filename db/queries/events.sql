@@ -58,3 +58,17 @@ ORDER BY e.id;
 -- name: dead_letter_open_count
 -- Dead letters not replayed yet, from the small partial index.
 SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL;
+
+-- name: object_events_prune
+-- Delete up to $2 recorded events received before $1 that no job refers to any more (their jobs were
+-- pruned). Only ever older than the events topic's retention (ingest refuses settings that would not be),
+-- so no offset Kafka can still redeliver has lost the row that makes it a duplicate.
+DELETE FROM object_events
+WHERE id IN (
+    SELECT e.id
+    FROM object_events e
+    WHERE e.received_at < $1::timestamptz
+      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.object_event_id = e.id)
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+);

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from conveyor.db import events as event_queries
 from conveyor.db import jobs as job_queries
 from conveyor.db import leadership
 from conveyor.db import workers as worker_queries
@@ -36,6 +37,7 @@ class PruneReport:
     jobs: int
     health_logs: int
     workers: int
+    events: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +49,8 @@ class PruneBefore:
     health_logs: datetime
     workers: datetime
     limit: int
+    #: None: recorded events are kept forever.
+    events: datetime | None = None
 
 
 class MaintenanceVerbs:
@@ -88,7 +92,10 @@ class MaintenanceVerbs:
             )
             health = await worker_queries.prune_health(conn, before=before.health_logs, limit=before.limit)
             workers = await worker_queries.prune(conn, before=before.workers, limit=before.limit)
-        return PruneReport(jobs, health, workers)
+            events = 0
+            if before.events is not None:
+                events = await event_queries.prune(conn, before=before.events, limit=before.limit)
+        return PruneReport(jobs, health, workers, events)
 
     def leadership(self, name: str) -> Leadership:
         """The lock that elects the one process doing ``name`` (e.g. "maintenance") in this database."""

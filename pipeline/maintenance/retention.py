@@ -33,14 +33,16 @@ class Pruner:
                 health_logs=now - timedelta(seconds=s.health_logs_after_seconds),
                 workers=now - timedelta(seconds=s.stopped_workers_after_seconds),
                 limit=s.batch_size,
+                events=now - timedelta(seconds=s.events_after_seconds) if s.events_after_seconds else None,
             )
         )
-        if report.jobs or report.health_logs or report.workers:
-            log.info("pruned %d jobs, %d health samples, %d workers", report.jobs, report.health_logs, report.workers)
+        if report.jobs or report.health_logs or report.workers or report.events:
+            log.info("pruned %d jobs, %d health samples, %d workers, %d events", report.jobs, report.health_logs,
+                     report.workers, report.events)  # fmt: skip
         return report
 
     def full_batch(self, report: PruneReport) -> bool:
-        return max(report.jobs, report.health_logs, report.workers) >= self.settings.batch_size
+        return max(report.jobs, report.health_logs, report.workers, report.events) >= self.settings.batch_size
 
     async def run(self, stop: asyncio.Event) -> None:
         await every(self.settings.interval_seconds, self.run_once, stop, name="retention", jitter=0.2,

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,6 +179,49 @@ def test_the_upload_flow_works_with_versitygw_as_the_s3_server(cli: Cli) -> None
 
     jobs = asyncio.run(upload_and_ingest())
     assert jobs == [("csv", "profile", name), ("fingerprint", "checksum", name), ("fingerprint", "inspect", name)]
+
+
+#: A long-lived process that starts PostgreSQL itself and lives on, as `conveyor run` does.
+PARENT = """
+import asyncio, sys, time
+from conveyor.settings import load
+from conveyor.stack.manager import Stack
+asyncio.run(Stack(load()).up(["postgres"]))
+print("up", flush=True)
+time.sleep(300)
+"""
+
+
+def _zombie_or_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "RSDZT"
+    except OSError:
+        return False
+
+
+def test_a_crashed_postgres_under_a_living_parent_is_reaped_and_comes_back_with_stack_up(cli: Cli) -> None:
+    cli("stack", "down", "postgres")
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], env=cli.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "up"
+        postmaster = int(str(_status(cli)["postgres"]["pid"]))
+        os.kill(postmaster, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _zombie_or_alive(postmaster) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _zombie_or_alive(postmaster), "the dead postmaster was reaped, not left a zombie holding its pid"
+        assert _status(cli)["postgres"]["state"] != "running"
+        deadline, restarted = time.monotonic() + 60, cli("stack", "up", "postgres", check=False)
+        while restarted.returncode != 0 and time.monotonic() < deadline:  # its orphaned backends are exiting
+            time.sleep(1)
+            restarted = cli("stack", "up", "postgres", check=False)
+        assert restarted.returncode == 0, restarted.stderr
+        back = _status(cli)["postgres"]
+        assert back["state"] == "running" and back["pid"] != postmaster
+        assert parent.poll() is None, "while the process that started it lived on"
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 def test_down_leaves_no_process_of_ours(cli: Cli) -> None:

@@ -1,0 +1,122 @@
+"""Upgrades: the previous release and this one on one database, as during a rolling upgrade.
+
+The previous release is the last commit that landed before this layout, built from the repository's own
+history into a virtualenv of its own. It migrates a database and works in it; this release's migrations
+then apply to that database (nothing pending, no migration changed under it), and an old and a new worker
+drain one queue together.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conveyor.db import admin, connection, migrate
+from conveyor.db.records import JobFilter, JobStatus, WorkerStatus
+from conveyor.db.settings import PostgresSettings
+from conveyor.pipeline.engine import Engine
+from conveyor.settings import Settings
+from tests.conftest import drop_database
+from tests.integration.conftest import FAST, Workers, executions, wait_until
+from tests.integration.test_worker_processes import create
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The release before the one `conveyor` package (top-level db, pipeline, ingest and conveyor packages).
+PREVIOUS_RELEASE = "ff428cb039edb41cd4c2bad8061b3a3e841edfc9"
+pytestmark = pytest.mark.timeout(600)
+
+
+@dataclass(frozen=True)
+class Release:
+    source: Path
+    python: Path
+
+    def env(self, database: str) -> dict[str, str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PYTHONPATH"))}
+        return {**clean, **FAST, "CONVEYOR_POSTGRES__DATABASE": database, "PYTHONPATH": str(self.source)}
+
+    def worker(self, database: str, *args: str) -> subprocess.Popen[bytes]:
+        """A `conveyor worker` of this release, running the test handlers of its own tree."""
+        return subprocess.Popen([str(self.python), "-m", "conveyor", "worker", "--job-types", "test.noop", *args],
+                                env=self.env(database), cwd=self.source, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def conveyor(self, database: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.python), "-m", "conveyor", *args], env=self.env(database), cwd=self.source,
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def previous(tmp_path_factory: pytest.TempPathFactory) -> Release:
+    home = tmp_path_factory.mktemp("previous-release")
+    source, venv = home / "src", home / "venv"
+    source.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS_RELEASE], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin/pip"), "install", "-q", "-c", str(source / "constraints.txt"), str(source)],
+                   check=True, capture_output=True)  # fmt: skip
+    return Release(source, venv / "bin/python")
+
+
+async def test_this_releases_migrations_apply_to_a_database_the_previous_release_made_and_filled(
+    previous: Release, settings: Settings, tmp_path: Path
+) -> None:
+    name = f"conveyor_upgrade_{uuid.uuid4().hex[:8]}"
+    await _create_empty(settings, name)
+    try:
+        migrated = previous.conveyor(name, "migrate")
+        assert migrated.returncode == 0 and "applied 0001_job_engine" in migrated.stdout, migrated.stderr
+        database = settings.postgres.model_copy(update={"database": name})
+        async with Engine.open(database, settings.engine, settings.redis) as engine:
+            ids = await create(engine, 50, "test.noop", log=str(tmp_path / "runs.log"))
+            old = previous.worker(name)
+            try:
+                await wait_until(lambda: _completed(engine, 50), within=60, what="the old worker's completions")
+            finally:
+                old.terminate()
+                old.wait(60)
+            assert await migrate.migrate_database(database) == [], "nothing pending, and no migration changed"
+            jobs = {str(j.id): j for j in await engine.list_jobs(JobFilter(job_type="test.noop"), limit=100)}
+            assert set(jobs) == set(ids) and {j.status for j in jobs.values()} == {JobStatus.COMPLETED}
+            (worker,) = await engine.workers.all(include_stopped=True)
+            assert worker.status is WorkerStatus.STOPPED and worker.version == "0.1.0", "the old worker's row reads"
+    finally:
+        await drop_database(settings, name)
+
+
+async def test_an_old_and_a_new_worker_drain_one_queue_during_a_rolling_upgrade(
+    previous: Release, engine: Engine, workers: Workers, database: PostgresSettings, tmp_path: Path
+) -> None:
+    log = tmp_path / "runs.log"
+    ids = await create(engine, 2000, "test.noop", log=str(log))
+    old = previous.worker(database.database, "--concurrency", "8")
+    try:
+        new = workers.start("--concurrency", "8")
+        await wait_until(lambda: _completed(engine, 2000), within=180, what="2,000 jobs drained by both")
+    finally:
+        old.terminate()
+        old.wait(60)
+    runs = executions(log)
+    assert all(runs[(job_id, "done")] == 1 for job_id in ids), "each job ran exactly once"
+    pids = {line.split()[2] for line in log.read_text().splitlines()}
+    assert pids == {str(old.pid), str(new.pid)}, "both releases did work"
+    failed = await engine.list_jobs(JobFilter(status=JobStatus.FAILED), limit=10)
+    assert failed == [] and all(not j.errors for j in await engine.list_jobs(JobFilter(), limit=5000))
+
+
+async def _completed(engine: Engine, count: int) -> bool:
+    return len(await engine.list_jobs(JobFilter(status=JobStatus.COMPLETED), limit=100_000)) >= count
+
+
+async def _create_empty(settings: Settings, name: str) -> None:
+    conn = await connection.connect(settings.postgres)
+    try:
+        await admin.create_database(conn, name, template="template0")
+    finally:
+        await conn.close()
