@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CONVEYOR := $(VENV)/bin/conveyor
 PYTEST_ARGS ?=
 
-.PHONY: install stack run test test-only lint format bench down clean FORCE
+.PHONY: install stack run test test-only lint format bench soak down clean FORCE
 
 # The editable install is strict: a tree of links to exactly the files a wheel would hold, so the checkout
 # imports what users install. A file added or removed needs a new tree: the install depends on the list
@@ -74,6 +74,14 @@ bench: install $(PEER_VENVS)
 	CONVEYOR_STACK__POSTGRES_FAST_UNSAFE=false $(CONVEYOR) stack up --record "$$record" \
 	  && $(CONVEYOR) migrate && $(CONVEYOR) bootstrap \
 	  && $(PY) -m bench || status=$$?; \
+	$(CONVEYOR) stack down --from-record "$$record"; rm -f "$$record"; exit $$status
+
+## A long run of mixed uploads with faults (SOAK_MINUTES, default 30): resources over time in bench/RESULTS.md.
+soak: install
+	@record=$$(mktemp); status=0; \
+	$(CONVEYOR) stack up --record "$$record" \
+	  && $(CONVEYOR) migrate && $(CONVEYOR) bootstrap \
+	  && $(PY) -m bench.soak || status=$$?; \
 	$(CONVEYOR) stack down --from-record "$$record"; rm -f "$$record"; exit $$status
 
 down: install

@@ -10,8 +10,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
+from conveyor import __version__
 from conveyor.api import jobs, objects, system, workers
 from conveyor.api.context import ApiContext
+from conveyor.api.models import Problem
 from conveyor.api.security import authorize
 from conveyor.db.errors import ServiceUnavailable
 from conveyor.pipeline.engine.errors import InvalidDag, JobConflict, JobNotFound, UnknownParent
@@ -23,13 +25,24 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+#: What every protected route may answer besides its own responses.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body could not be parsed (not JSON, or not UTF-8)"},
+    401: {"model": Problem, "description": "No bearer token, or an unknown one"},
+    403: {"model": Problem, "description": "A read-only token tried to change something"},
+}
+
+
 def create_app(context: ApiContext) -> FastAPI:
-    app = FastAPI(title="conveyor", version="0.1.0", description="Jobs from file uploads: the conveyor HTTP API.")
+    app = FastAPI(title="conveyor", version=__version__, description="Jobs from file uploads: the conveyor HTTP API.")
     app.state.context = context
     protected = [Depends(authorize)]
     for router in (jobs.router, workers.router, objects.router):
-        app.include_router(router, dependencies=protected)
-    app.include_router(system.router, dependencies=protected if context.settings.protect_health_and_metrics else [])
+        app.include_router(router, dependencies=protected, responses=AUTH_RESPONSES)
+    if context.settings.protect_health_and_metrics:
+        app.include_router(system.router, dependencies=protected, responses=AUTH_RESPONSES)
+    else:
+        app.include_router(system.router)
     _errors(app)
     _http_metrics(app, context)
     app.add_middleware(BodyLimit, max_bytes=context.settings.max_body_bytes)

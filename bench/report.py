@@ -78,5 +78,31 @@ def write(path: str, sections: list[Section], preamble: list[str]) -> None:
         "",
     ]
     lines += [section.render() for section in sections]
+    kept = [block for name in KEPT_BLOCKS if (block := _block(Path(path), name))]  # `make soak` writes its own
     with open(path, "w") as out:
-        out.write("\n".join(lines).rstrip() + "\n")
+        out.write("\n".join([*lines, *kept]).rstrip() + "\n")
+
+
+#: Blocks of RESULTS.md written by other commands than `make bench`, kept when it rewrites the file.
+KEPT_BLOCKS = ("soak",)
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+
+
+def _block(path: Path, name: str) -> str | None:
+    begin, end = _markers(name)
+    text = path.read_text() if path.exists() else ""
+    if begin not in text or end not in text:
+        return None
+    return text[text.index(begin) : text.index(end) + len(end)]
+
+
+def replace_block(path: Path, name: str, body: str) -> None:
+    """Write ``body`` as RESULTS.md's block ``name``, in place of the previous one (or at the end)."""
+    begin, end = _markers(name)
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else ""
+    old = _block(path, name)
+    path.write_text(text.replace(old, block) if old else text.rstrip() + "\n\n" + block + "\n")

@@ -93,18 +93,29 @@ async def create_pool(settings: PostgresSettings) -> Pool:
     return pool
 
 
+#: The longest wait for a free pooled connection. asyncpg's own default is to wait forever, which a pool
+#: wedged by a server restart turns into a silent hang; past this, PostgreSQL counts as unavailable and
+#: the caller backs off and retries like any other outage.
+ACQUIRE_TIMEOUT_SECONDS = 30.0
+
+
 @asynccontextmanager
-async def acquire(pool: Pool) -> AsyncIterator[Connection]:
-    """A pooled connection, with errors translated both on acquiring and inside the block."""
+async def acquire(pool: Pool, *, wait_seconds: float = ACQUIRE_TIMEOUT_SECONDS) -> AsyncIterator[Connection]:
+    """A pooled connection, with errors translated both on acquiring and inside the block.
+
+    Waiting for a free connection ends after ``wait_seconds`` with :class:`DatabaseUnavailable`.
+    """
     with translate_errors():
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=wait_seconds) as conn:
             yield conn  # type: ignore[misc]  # a pool's proxy forwards every Connection method
 
 
 async def hold(pool: Pool) -> Connection:
     """Take a connection out of ``pool`` for as long as the caller needs (a session lock); see :func:`give_back`."""
     with translate_errors():
-        return cast(Connection, await pool.acquire())  # a pool's proxy forwards every Connection method
+        return cast(
+            Connection, await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+        )  # the proxy forwards every Connection method
 
 
 async def give_back(pool: Pool, conn: Connection) -> None:

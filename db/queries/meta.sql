@@ -61,3 +61,7 @@ SELECT pg_advisory_unlock($1);
 -- Sessions of this database waiting for a lock right now: an operator's first question when work stalls,
 -- and how tests know a statement they started is blocked where they pinned it.
 SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock';
+
+-- name: connections_of_database
+-- Sessions connected to this database now (the soak watches it stay flat).
+SELECT count(*) FROM pg_stat_activity WHERE datname = current_database();

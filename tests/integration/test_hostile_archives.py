@@ -41,6 +41,17 @@ SAFE = [
 LANDS = {name: name.removeprefix("./") for name in SAFE}
 
 
+def tar_of(members: dict[str, bytes]) -> bytes:
+    """A tar.gz of regular files, names taken as given (tarfile writes whatever it is told)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def every_key(s3: Minio, bucket: str) -> set[str]:
     return {str(o.object_name) for o in s3.list_objects(bucket, recursive=True)}
 
@@ -73,13 +84,8 @@ async def test_unsafe_names_in_every_position_are_refused_and_safe_odd_names_lan
 
 
 async def test_the_same_names_in_a_tar_are_refused_alike(engine: Engine, s3: Minio, scratch_bucket: str) -> None:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name in UNSAFE + SAFE:
-            info = tarfile.TarInfo(name)
-            info.size = len(name.encode())
-            tar.addfile(info, io.BytesIO(name.encode()))
-    result, added = await extract(engine, s3, scratch_bucket, "names.tar.gz", buffer.getvalue())
+    archive = tar_of({name: name.encode() for name in UNSAFE + SAFE})
+    result, added = await extract(engine, s3, scratch_bucket, "names.tar.gz", archive)
     assert isinstance(result, dict), result
     assert sorted(r["name"] for r in result["refused"]) == sorted(UNSAFE)
     assert all(key.startswith(f"{PREFIX}hostile/{RUN}/names.tar.gz/") for key in added) and len(added) == len(SAFE)
@@ -117,13 +123,8 @@ async def test_a_member_whose_headers_lie_about_its_size_is_refused_and_nothing_
 async def test_a_tar_bomb_is_refused_from_its_headers_before_inflating(
     engine: Engine, s3: Minio, scratch_bucket: str
 ) -> None:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for i in range(3):
-            info = tarfile.TarInfo(f"zeros-{i}.bin")
-            info.size = 8 << 20
-            tar.addfile(info, io.BytesIO(b"\0" * info.size))
-    result, added = await extract(engine, s3, scratch_bucket, "bomb.tar.gz", buffer.getvalue(),
+    bomb = tar_of({f"zeros-{i}.bin": b"\0" * (8 << 20) for i in range(3)})
+    result, added = await extract(engine, s3, scratch_bucket, "bomb.tar.gz", bomb,
                                   max_expanded_bytes=10 << 20)  # fmt: skip
     assert isinstance(result, PermanentFailure) and "expands to more than" in str(result), result
     assert added == set(), "members written before the limit was reached are removed"
@@ -134,16 +135,7 @@ async def test_the_member_count_limit_refuses_the_archive_whole(
     kind: str, engine: Engine, s3: Minio, scratch_bucket: str
 ) -> None:
     members = {f"m{i}.txt": b"x" for i in range(6)}
-    if kind == "zip":
-        data = zip_of(members)
-    else:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            for name, body in members.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(body)
-                tar.addfile(info, io.BytesIO(body))
-        data = buffer.getvalue()
+    data = zip_of(members) if kind == "zip" else tar_of(members)
     result, added = await extract(engine, s3, scratch_bucket, f"many.{kind}", data, max_members=5)
     assert isinstance(result, PermanentFailure) and "more than 5 members" in str(result), result
     assert added == set()

@@ -8,7 +8,10 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 
+import httpx
+import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -16,6 +19,7 @@ from conveyor.db.settings import PostgresSettings
 from conveyor.settings import Settings
 from tests.conftest import stack_async
 from tests.events import minio_message
+from tests.integration.api_server import free_port
 from tests.integration.conftest import Topics, environment, publish, scoped_settings, wait_until
 from tests.integration.test_ingest import counts, running_ingestor
 
@@ -26,12 +30,36 @@ def backlog(run: str, count: int) -> list[tuple[bytes | None, bytes]]:
     return [(f"uploads/{name}".encode(), minio_message("uploads", name)) for name in names]
 
 
-def start_ingest(settings: Settings) -> subprocess.Popen[bytes]:
+def start_ingest(settings: Settings, *, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
     """`conveyor ingest` as a user starts it, on the test's database, topics and group."""
+    env = environment(settings)
+    if metrics_port is not None:
+        env.update(CONVEYOR_METRICS__ENABLED="true", CONVEYOR_METRICS__PORT=str(metrics_port))
     return subprocess.Popen(
-        [sys.executable, "-m", "conveyor", "ingest"], env=environment(settings),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "conveyor", "ingest"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+async def _both(ports: list[int], figure: Callable[[int], float]) -> bool:
+    try:
+        return all(n > 0 for n in await asyncio.gather(*(asyncio.to_thread(figure, port) for port in ports)))
+    except httpx.HTTPError:
+        return False  # a member is still starting
+
+
+def _metrics(port: int) -> list[str]:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines()
+
+
+def _consumed(port: int) -> float:
+    """An ingest process's ``conveyor_ingest_messages_consumed_total``."""
+    (line,) = [line for line in _metrics(port) if line.startswith("conveyor_ingest_messages_consumed_total ")]
+    return float(line.split()[1])
+
+
+def _assigned(port: int) -> float:
+    """How many partitions the member reports lag for: the ones assigned to it."""
+    return float(sum(line.startswith("conveyor_ingest_consumer_lag_messages{") for line in _metrics(port)))
 
 
 async def recorded(database: PostgresSettings) -> int:
@@ -76,15 +104,53 @@ async def test_sigkill_in_the_middle_of_a_backlog_loses_and_duplicates_nothing(
     await assert_exactly_once(database, 5_000, jobs_each=2)
 
 
+class Crash(Exception):
+    """The process dies here."""
+
+
+async def test_a_crash_between_the_database_commit_and_the_offset_commit_is_redelivered_and_deduplicated(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    """The worst moment to die, pinned: batch 3's events and jobs are committed, its offsets never are."""
+    scoped = scoped_settings(settings, database, topics, batch_max_records=100)
+    await publish(scoped, topics.events, backlog("window", 1_000))
+    async with running_ingestor(scoped) as first:
+        batches, commit = 0, first._commit
+
+        async def die_before_the_third_commit(offsets: dict[TopicPartition, int]) -> None:
+            nonlocal batches
+            batches += 1
+            if batches == 3:
+                raise Crash
+            await commit(offsets)
+
+        first._commit = die_before_the_third_commit  # type: ignore[method-assign]
+        with pytest.raises(Crash):
+            for _ in range(50):
+                await first.run_once(timeout_ms=1000)
+        in_the_window = await recorded(database) - sum((await _committed(scoped, topics)).values())
+    assert in_the_window > 0, "batch 3 was committed to PostgreSQL and not to Kafka"
+
+    async with running_ingestor(scoped) as second:
+        while await recorded(database) < 1_000:
+            await second.run_once(timeout_ms=1000)
+        redelivered = second.metrics.duplicates._value.get()
+    assert redelivered == in_the_window, "exactly the uncommitted batch came back, and was recognised"
+    await assert_exactly_once(database, 1_000, jobs_each=2)
+
+
 async def test_two_ingestors_share_the_partitions_and_one_takes_over_when_the_other_dies(
     settings: Settings, database: PostgresSettings, topics: Topics
 ) -> None:
-    # Small batches keep each member busy for seconds, so the kill lands while it still owns work.
+    # Both members join (and split the partitions) before any work arrives; small batches then keep each
+    # busy for seconds, so the kill lands while the dead member still owns unfinished partitions.
     scoped = scoped_settings(settings, database, topics, batch_max_records=10)
-    await publish(scoped, topics.events, backlog("pair", 10_000))
-    members = [start_ingest(scoped), start_ingest(scoped)]
+    ports = [free_port(), free_port()]
+    members = [start_ingest(scoped, metrics_port=port) for port in ports]
     try:
-        await wait_until(lambda: _more_than(database, 1_000), within=60, what="both ingestors to get going")
+        await wait_until(lambda: _both(ports, _assigned), within=60, what="both members to own partitions")
+        await publish(scoped, topics.events, backlog("pair", 10_000))
+        await wait_until(lambda: _both(ports, _consumed), within=60, what="both members to consume")
         members[0].send_signal(signal.SIGKILL)
         members[0].wait()
         assert await recorded(database) < 8_000, "the kill should leave the dead member's partitions unfinished"

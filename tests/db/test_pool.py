@@ -1,0 +1,26 @@
+"""The pool seam: waiting for a connection is bounded, and an exhausted pool reads as PostgreSQL unavailable."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conveyor.db import connection
+from conveyor.db.errors import DatabaseUnavailable
+from conveyor.db.settings import PostgresSettings
+
+
+async def test_waiting_for_a_pooled_connection_ends_at_its_deadline(database: PostgresSettings) -> None:
+    pool = await connection.create_pool(database.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}))
+    try:
+        async with connection.acquire(pool):
+            started = time.monotonic()
+            with pytest.raises(DatabaseUnavailable):
+                async with connection.acquire(pool, wait_seconds=0.3):
+                    pass
+            assert 0.25 < time.monotonic() - started < 5, "it waited its deadline, not forever"
+        async with connection.acquire(pool) as conn:  # freed again: served at once
+            await connection.round_trip(conn)
+    finally:
+        await pool.close()
