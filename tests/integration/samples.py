@@ -31,16 +31,18 @@ def zip_bomb(members: int = 10, each: int = 50 << 20) -> bytes:
     return buffer.getvalue()
 
 
-def tar_gz_of(members: dict[str, bytes]) -> bytes:
+def tar_gz_of(members: dict[str, bytes], *, with_link: bool = True) -> bytes:
+    """A tar.gz of regular files, names taken as given; ``with_link`` adds a symlink to /etc/passwd."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
-        link = tarfile.TarInfo("link-to-passwd")
-        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-        archive.addfile(link)
+        if with_link:
+            link = tarfile.TarInfo("link-to-passwd")
+            link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            archive.addfile(link)
     return buffer.getvalue()
 
 

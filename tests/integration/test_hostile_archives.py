@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import struct
-import tarfile
 import uuid
 import zipfile
 
@@ -15,6 +14,7 @@ from minio import Minio
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.handlers.base import PermanentFailure
 from conveyor.samples import zip_of
+from tests.integration import samples
 from tests.integration.conftest import put_bytes, run_handler
 
 PREFIX = "extracted/"
@@ -42,14 +42,7 @@ LANDS = {name: name.removeprefix("./") for name in SAFE}
 
 
 def tar_of(members: dict[str, bytes]) -> bytes:
-    """A tar.gz of regular files, names taken as given (tarfile writes whatever it is told)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return samples.tar_gz_of(members, with_link=False)
 
 
 def every_key(s3: Minio, bucket: str) -> set[str]:

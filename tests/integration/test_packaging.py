@@ -20,8 +20,10 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
-                    str(ROOT)], check=True)  # fmt: skip
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(out), str(ROOT)],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    warnings = [line for line in (build.stdout + build.stderr).splitlines() if "Warning:" in line]
+    assert warnings == [], "the build warns (a license table, data folders not declared as packages...)"
     (built,) = out.glob("conveyor-*.whl")
     return built
 

@@ -94,10 +94,11 @@ async def test_an_old_and_a_new_worker_drain_one_queue_during_a_rolling_upgrade(
     previous: Release, engine: Engine, workers: Workers, database: PostgresSettings, tmp_path: Path
 ) -> None:
     log = tmp_path / "runs.log"
-    ids = await create(engine, 2000, "test.noop", log=str(log))
     old = previous.worker(database.database, "--concurrency", "8")
     try:
         new = workers.start("--concurrency", "8")
+        await wait_until(lambda: _active_workers(engine, 2), within=60, what="both releases' workers registered")
+        ids = await create(engine, 2000, "test.noop", log=str(log))  # only now: neither may drain it alone
         await wait_until(lambda: _completed(engine, 2000), within=180, what="2,000 jobs drained by both")
     finally:
         old.terminate()
@@ -108,6 +109,10 @@ async def test_an_old_and_a_new_worker_drain_one_queue_during_a_rolling_upgrade(
     assert pids == {str(old.pid), str(new.pid)}, "both releases did work"
     failed = await engine.list_jobs(JobFilter(status=JobStatus.FAILED), limit=10)
     assert failed == [] and all(not j.errors for j in await engine.list_jobs(JobFilter(), limit=5000))
+
+
+async def _active_workers(engine: Engine, count: int) -> bool:
+    return sum(w.status is WorkerStatus.ACTIVE for w in await engine.workers.all()) >= count
 
 
 async def _completed(engine: Engine, count: int) -> bool:
