@@ -171,7 +171,7 @@ def main() -> None:
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Command: `SOAK_MINUTES={minutes:g} make soak`.",
         f"{len(uploaded)} uploads over {minutes:g} minutes ({len(mine)} jobs): {len(lost)} lost, "
         f"{sum(n - 1 for n in per_event.values())} duplicated, statuses {dict(statuses)}.",
-        f"Faults: {'; '.join(faults) or 'none'}.", "", *(f"- {line}" for line in report.machine()), "",
+        f"Faults: {'; '.join(faults) or 'none'}.", "", *report.machine(), "",
         "| resource | first tenth (median) | last tenth (median) | last / first |", "|---|---|---|---|",
     ]  # fmt: skip
     for name, values in (("RSS, all conveyor processes (MiB)", samples.rss_mib),
