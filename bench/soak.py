@@ -172,6 +172,8 @@ def main() -> None:
         f"{len(uploaded)} uploads over {minutes:g} minutes ({len(mine)} jobs): {len(lost)} lost, "
         f"{sum(n - 1 for n in per_event.values())} duplicated, statuses {dict(statuses)}.",
         f"Faults: {'; '.join(faults) or 'none'}.", "", *report.machine(), "",
+        "Each figure is a drift: the median of the run's last tenth over its first (after a minute of warm-up);"
+        " flat is 1.", "",
         "| resource | first tenth (median) | last tenth (median) | last / first |", "|---|---|---|---|",
     ]  # fmt: skip
     for name, values in (("RSS, all conveyor processes (MiB)", samples.rss_mib),
