@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from minio import Minio
 
 from bench.database import fresh_database
@@ -31,6 +29,7 @@ from conveyor.settings import Settings
 from tests import isolation
 from tests.conftest import drop_database
 from tests.integration.api_server import free_port
+from tests.integration.conftest import park_group_at_end
 
 TOKEN = "e2e-token"
 PIPELINES = """
@@ -168,34 +167,13 @@ class _Zeros(io.RawIOBase):
         return size
 
 
-async def _park_group_at_end(settings: Settings, group: str) -> None:
-    """Commit the group's offsets at the topic's end: this system ingests only what the test uploads."""
-    topic = settings.kafka.events_topic
-    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await kafka_admin.start()
-    try:
-        (description,) = await kafka_admin.describe_topics([topic])
-    finally:
-        await kafka_admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=group,
-                                enable_auto_commit=False)  # fmt: skip
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
-    finally:
-        await consumer.stop()
-
-
 @contextmanager
 def running_system(settings: Settings, tmp: Path, **extra_env: str) -> Iterator[System]:
     run_id = uuid.uuid4().hex[:8]
     bucket, database, group = isolation.bucket("e2e"), f"conveyor_e2e_{run_id}", isolation.group("e2e")
     # Migrated from empty rather than cloned from the test template: `make bench` runs this without pytest.
     asyncio.run(fresh_database(settings.postgres, database))
-    asyncio.run(_park_group_at_end(settings, group))
+    asyncio.run(park_group_at_end(settings, group))
     rules = tmp / "pipelines.toml"
     rules.write_text(PIPELINES)
     port = free_port()

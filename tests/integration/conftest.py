@@ -127,6 +127,27 @@ async def topics(settings: Settings) -> AsyncIterator[Topics]:
         await admin.close()
 
 
+async def park_group_at_end(settings: Settings, group: str) -> None:
+    """Commit the group's offsets at the shared topic's end: a test then ingests only what it uploads."""
+    topic = settings.kafka.events_topic
+    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await kafka_admin.start()
+    try:
+        (description,) = await kafka_admin.describe_topics([topic])
+    finally:
+        await kafka_admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=group,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+    finally:
+        await consumer.stop()
+
+
 def scoped_settings(settings: Settings, database: PostgresSettings, topics: Topics, **ingest: Any) -> Settings:
     """The suite's settings pointed at a test's own database, topics and consumer group."""
     kafka = settings.kafka.model_copy(update={"events_topic": topics.events, "dead_letter_topic": topics.dead_letters})
