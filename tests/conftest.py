@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -97,6 +99,13 @@ async def drop_database(settings: Settings, name: str) -> None:
 def stack(*args: str) -> None:
     """`conveyor stack ...` as a user runs it (faults: stop and start a service)."""
     subprocess.run([sys.executable, "-m", "conveyor", "stack", *args], check=True, capture_output=True)
+
+
+def stack_status(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """`conveyor stack status --json` by service name (it exits 3 while a service is down: read it anyway)."""
+    done = subprocess.run([sys.executable, "-m", "conveyor", "stack", "status", "--json"], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    return {entry["name"]: entry for entry in json.loads(done.stdout)}
 
 
 async def stack_async(*args: str) -> None:

@@ -32,7 +32,7 @@ from conveyor.db.records import JobFilter, JobRow, JobStatus
 from conveyor.db.workers import list_workers
 from conveyor.samples import png, zip_of
 from conveyor.settings import Settings
-from tests.conftest import stack
+from tests.conftest import stack, stack_status
 from tests.e2e.system import System, expected_steps, running_system
 
 pytestmark = pytest.mark.timeout(900)
@@ -261,11 +261,7 @@ def durable_postgres() -> Iterator[None]:
 
 
 def _stack_pid(service: str) -> int:
-    # `stack status` exits 3 while any service is down: read its answer all the same.
-    done = subprocess.run([sys.executable, "-m", "conveyor", "stack", "status", "--json"], capture_output=True,
-                          text=True, check=False)  # fmt: skip
-    (entry,) = [e for e in json.loads(done.stdout) if e["name"] == service]
-    return int(entry["pid"])
+    return int(stack_status()[service]["pid"])
 
 
 def _crash(service: str, down_seconds: float) -> tuple[int, int]:

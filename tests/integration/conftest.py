@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -146,6 +147,17 @@ async def park_group_at_end(settings: Settings, group: str) -> None:
         await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
     finally:
         await consumer.stop()
+
+
+def scrape(port: int) -> list[str]:
+    """The lines a process's /metrics serves on ``port``."""
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines()
+
+
+def metric_value(port: int, name: str) -> float:
+    """The value of the unlabelled series ``name`` on a process's /metrics."""
+    (line,) = [line for line in scrape(port) if line.startswith(f"{name} ")]
+    return float(line.split()[1])
 
 
 def scoped_settings(settings: Settings, database: PostgresSettings, topics: Topics, **ingest: Any) -> Settings:

@@ -20,7 +20,7 @@ from conveyor.settings import Settings
 from tests.conftest import stack_async
 from tests.events import minio_message
 from tests.integration.api_server import free_port
-from tests.integration.conftest import Topics, environment, publish, scoped_settings, wait_until
+from tests.integration.conftest import Topics, environment, metric_value, publish, scoped_settings, scrape, wait_until
 from tests.integration.test_ingest import counts, running_ingestor
 
 
@@ -47,19 +47,13 @@ async def _both(ports: list[int], figure: Callable[[int], float]) -> bool:
         return False  # a member is still starting
 
 
-def _metrics(port: int) -> list[str]:
-    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines()
-
-
 def _consumed(port: int) -> float:
-    """An ingest process's ``conveyor_ingest_messages_consumed_total``."""
-    (line,) = [line for line in _metrics(port) if line.startswith("conveyor_ingest_messages_consumed_total ")]
-    return float(line.split()[1])
+    return metric_value(port, "conveyor_ingest_messages_consumed_total")
 
 
 def _assigned(port: int) -> float:
     """How many partitions the member reports lag for: the ones assigned to it."""
-    return float(sum(line.startswith("conveyor_ingest_consumer_lag_messages{") for line in _metrics(port)))
+    return float(sum(line.startswith("conveyor_ingest_consumer_lag_messages{") for line in scrape(port)))
 
 
 async def recorded(database: PostgresSettings) -> int:

@@ -18,18 +18,16 @@ from conveyor.pipeline.engine.settings import EngineSettings
 from conveyor.pipeline.maintenance.leader import MaintenanceLeader
 from conveyor.pipeline.maintenance.metrics import MaintenanceMetrics
 from tests.integration.api_server import free_port
-from tests.integration.conftest import Workers, executions, wait_until
+from tests.integration.conftest import Workers, executions, metric_value, wait_until
 from tests.integration.test_worker_processes import create
 
 
 def leader_gauge(port: int) -> float | None:
     """A worker's ``conveyor_maintenance_leader``, or None while its /metrics does not answer."""
     try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        return metric_value(port, "conveyor_maintenance_leader")
     except httpx.HTTPError:
         return None
-    (line,) = [line for line in text.splitlines() if line.startswith("conveyor_maintenance_leader ")]
-    return float(line.split()[1])
 
 
 async def gauge_is(port: int, value: float) -> bool:

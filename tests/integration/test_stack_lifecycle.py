@@ -25,6 +25,7 @@ from conveyor.db.connection import connect
 from conveyor.db.jobs import list_jobs
 from conveyor.db.records import JobFilter
 from conveyor.pipeline.storage.client import s3_client
+from tests.conftest import stack_status
 from tests.integration.conftest import put_bytes
 from tests.integration.test_ingest import running_ingestor
 
@@ -80,8 +81,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
 
 
 def _status(cli: Cli) -> dict[str, dict[str, object]]:
-    result = cli("stack", "status", "--json", check=False)
-    return {entry["name"]: entry for entry in json.loads(result.stdout)}
+    return stack_status(cli.env)
 
 
 def _our_pids(state_dir: str) -> list[int]:
