@@ -88,16 +88,17 @@ async def run_autoscaler(settings: Settings, bounds: Bounds, args: argparse.Name
     if settings.worker.job_types:
         argv += ["--job-types", ",".join(settings.worker.job_types)]
 
-    spawned = 0
+    holders: dict[int, subprocess.Popen[bytes]] = {}
 
     def spawn() -> subprocess.Popen[bytes]:
-        # Children inherit our environment; each serves /metrics on its own port (a free one, or BASE+i).
-        nonlocal spawned
-        port = args.metrics_port_base + spawned % bounds.maximum if args.metrics_port_base else 0
-        spawned += 1
+        # Children inherit our environment; each serves /metrics on its own port: any free one, or BASE+i for
+        # the lowest i no live worker holds (a restarted worker takes its predecessor's, never a live one's).
+        slot = next(i for i in range(bounds.maximum + 1) if i not in holders or holders[i].poll() is not None)
+        port = args.metrics_port_base + slot if args.metrics_port_base else 0
         # A session of its own, so only the autoscaler's single SIGTERM stops it (gracefully).
         env = {**os.environ, "CONVEYOR_METRICS__PORT": str(port)}
-        return subprocess.Popen([*argv], env=env, start_new_session=True)
+        holders[slot] = subprocess.Popen([*argv], env=env, start_new_session=True)
+        return holders[slot]
 
     async with runtime.open_engine(settings) as engine:
         scaler = Autoscaler(
