@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from conveyor.api.settings import DEFAULT_TOKEN, ApiSettings
 from conveyor.db.errors import ConfigurationError
 from conveyor.db.settings import DEFAULT_PASSWORD, PostgresSettings
-from conveyor.ingest.settings import IngestSettings, KafkaSettings
+from conveyor.ingest.settings import IngestSettings, KafkaSettings, ReconcileSettings
 from conveyor.logs import LogSettings
 from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
 from conveyor.pipeline.storage.settings import DEFAULT_SECRET_KEY, S3Settings
@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     stack: StackSettings = Field(default_factory=StackSettings)

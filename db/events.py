@@ -18,7 +18,7 @@ async def insert_many(conn: Connection, events: Sequence[NewObjectEvent], *, top
             "bucket": e.bucket, "object_key": e.key, "version_id": e.version_id, "event_name": e.event_name,
             "sequencer": e.sequencer, "etag": e.etag, "size_bytes": e.size, "content_type": e.content_type,
             "user_metadata": e.user_metadata, "event_time": e.event_time, "source_partition": e.partition,
-            "source_offset": e.offset,
+            "source_offset": e.offset, "origin": e.origin.value, "modified_at": e.modified_at,
         }
         for e in events
     ]  # fmt: skip

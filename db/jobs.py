@@ -13,6 +13,7 @@ from typing import Any
 
 from conveyor.db.connection import Connection, translate_errors
 from conveyor.db.records import (
+    CancelledJob,
     Completion,
     CompletionRow,
     Depth,
@@ -24,6 +25,7 @@ from conveyor.db.records import (
     JobStatus,
     NewJob,
     PipelineRun,
+    Removal,
     Rescued,
 )
 from conveyor.db.sql import QUERIES
@@ -156,16 +158,46 @@ async def cancel(conn: Connection, job_id: uuid.UUID, *, reason: str, now: datet
     return None if row is None else JobStatus(row["status"])
 
 
-async def cancel_running(conn: Connection, job_id: uuid.UUID, attempt: int, *, now: datetime | None = None) -> bool:
+async def cancel_running(
+    conn: Connection,
+    job_id: uuid.UUID,
+    attempt: int,
+    *,
+    kind: str | None = None,
+    message: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """CANCELLED from RUNNING at ``attempt``; the entry says ``kind``/``message``, else the request's reason."""
     with translate_errors():
-        return await conn.fetchval(QUERIES["job_cancel_running"], job_id, attempt, now) is not None
+        return await conn.fetchval(QUERIES["job_cancel_running"], job_id, attempt, now, kind, message) is not None
 
 
 async def cancel_descendants(
-    conn: Connection, roots: Sequence[uuid.UUID], *, now: datetime | None = None
+    conn: Connection,
+    roots: Sequence[uuid.UUID],
+    *,
+    kind: str | None = None,
+    message: str | None = None,
+    now: datetime | None = None,
 ) -> set[uuid.UUID]:
+    """Cancel the unfinished descendants of ``roots``: ``upstream_failed``, or ``kind`` with ``message``."""
     with translate_errors():
-        return {r["id"] for r in await conn.fetch(QUERIES["job_cancel_descendants"], list(roots), now)}
+        rows = await conn.fetch(QUERIES["job_cancel_descendants"], list(roots), now, kind, message)
+    return {r["id"] for r in rows}
+
+
+async def cancel_for_removed(
+    conn: Connection, removals: Sequence[Removal], *, now: datetime | None = None
+) -> list[CancelledJob]:
+    """Cancel (or ask to stop) the unfinished jobs of removed objects; the jobs changed."""
+    documents = [
+        {"bucket": r.bucket, "object_key": r.key, "version_id": r.version_id, "any_version": r.any_version,
+         "removed_at": r.removed_at, "message": r.message}
+        for r in removals
+    ]  # fmt: skip
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["jobs_cancel_for_removed"], documents, now)
+    return [CancelledJob(r["id"], JobStatus(r["status"]), r["job_type"]) for r in rows]
 
 
 async def retry(conn: Connection, job_id: uuid.UUID, *, now: datetime | None = None) -> bool:

@@ -249,11 +249,22 @@ class NewWorker:
 
 #: (bucket, key, version id, event name, sequencer): what makes two notifications the same event.
 Identity = tuple[str, str, str, str, str]
+#: (bucket, key, version id): one object version, the unit an upload is recorded by.
+ObjectVersion = tuple[str, str, str]
+
+
+class EventOrigin(StrEnum):
+    """What brought an event to conveyor."""
+
+    NOTIFICATION = "notification"  # the S3 server's bucket notification, through Kafka
+    SWEEP = "sweep"  # the reconciler found the object in a listing, with nothing recorded
+    BACKFILL = "backfill"  # a backfill started pipelines for an existing object
+    REPLAY = "replay"  # a dead letter sent through routing again
 
 
 @dataclass(frozen=True, kw_only=True)
 class NewObjectEvent:
-    """An upload notification, with the Kafka record it came from."""
+    """An object event, with the Kafka record it came from (none for a sweep's or a backfill's)."""
 
     bucket: str
     key: str
@@ -265,12 +276,163 @@ class NewObjectEvent:
     content_type: str | None
     user_metadata: dict[str, str]
     event_time: datetime | None
-    partition: int
-    offset: int
+    partition: int | None
+    offset: int | None
+    origin: EventOrigin = EventOrigin.NOTIFICATION
+    modified_at: datetime | None = None
 
     @property
     def identity(self) -> Identity:
         return (self.bucket, self.key, self.version_id, self.event_name, self.sequencer)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewUpload:
+    """The upload a new creation event brings, to record unless it is the recorded upload again."""
+
+    bucket: str
+    key: str
+    version_id: str
+    etag: str | None
+    size: int | None
+    modified_at: datetime | None
+    event_id: int
+    origin: EventOrigin
+    pipelines: list[str]
+
+    @property
+    def object_version(self) -> ObjectVersion:
+        return (self.bucket, self.key, self.version_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Removal:
+    """An object (or one version, or every version for a delete marker) removed at ``removed_at``."""
+
+    bucket: str
+    key: str
+    version_id: str
+    any_version: bool
+    removed_at: datetime
+    message: str
+
+
+class CancelledJob(NamedTuple):
+    id: uuid.UUID
+    status: JobStatus
+    job_type: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListedObject:
+    """One entry of a bucket listing."""
+
+    key: str
+    version_id: str
+    etag: str | None
+    size: int | None
+    modified_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordedUpload:
+    """What conveyor has recorded of a listed object: whether the listing shows a new upload, and if
+    not, the pipelines its upload started and the recorded event's routing inputs."""
+
+    is_new: bool
+    pipelines: list[str]
+    event_name: str | None
+    content_type: str | None
+    user_metadata: dict[str, str]
+
+
+class SweepKind(StrEnum):
+    RECONCILE = "reconcile"  # the reconciler's periodic or early listing: fills notification gaps
+    BACKFILL = "backfill"  # an operator's listing: starts pipelines for objects that already exist
+
+
+class SweepStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {SweepStatus.COMPLETED, SweepStatus.FAILED, SweepStatus.CANCELLED}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewSweep:
+    kind: SweepKind
+    bucket: str
+    prefix: str = ""
+    pipeline: str | None = None
+    since: datetime | None = None
+    dry_run: bool = False
+    reason: str = "manual"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepRow:
+    """A listing of a bucket, its cursor and its progress."""
+
+    id: int
+    kind: SweepKind
+    bucket: str
+    prefix: str
+    pipeline: str | None
+    since: datetime | None
+    dry_run: bool
+    reason: str
+    status: SweepStatus
+    owner: str | None
+    lease_expires_at: datetime | None
+    cursor_key: str | None
+    cursor_version: str | None
+    objects_total: int | None
+    objects_listed: int
+    objects_missing: int
+    objects_started: int
+    jobs_created: int
+    pages: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> SweepRow:
+        values = dict(record)
+        values["kind"], values["status"] = SweepKind(values["kind"]), SweepStatus(values["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepPage:
+    """What one listed page did, written with the cursor after it."""
+
+    cursor_key: str | None
+    cursor_version: str | None
+    listed: int
+    missing: int
+    started: int
+    jobs_created: int
+
+
+class CompletedSweep(NamedTuple):
+    started_at: datetime
+    finished_at: datetime
+
+
+@dataclass(frozen=True)
+class WatchedBucket:
+    bucket: str
+    since: datetime
+    sweep_requested_at: datetime | None
+    request_reason: str | None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -110,6 +110,7 @@ class Ingestor:
         metrics.prime([pipeline.name for pipeline in rules.pipeline])
         self._batch_lock = asyncio.Lock()
         self._lag_recorded_at = 0.0
+        self._kafka_failed = False
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers,
             client_id=f"{kafka.client_id}-ingest",
@@ -225,7 +226,9 @@ class Ingestor:
 
     async def _store(self, routed: list[Positioned], dead: list[NewDeadLetter]) -> StoreResult:
         async with self.engine.transaction() as tx:
-            stored = await store_events(tx, routed, topic=self.kafka.events_topic)
+            stored = await store_events(
+                tx, routed, topic=self.kafka.events_topic, tolerance_seconds=self.settings.same_upload_tolerance_seconds
+            )
             if dead:
                 await tx.record_dead_letters(dead)
         return stored
@@ -258,6 +261,9 @@ class Ingestor:
         m.batch_size.observe(len(fetched.records))
         m.events_consumed.inc(batch.events)
         m.duplicates.inc(stored.duplicates)
+        m.same_upload.inc(stored.same_upload)
+        m.removals.inc(stored.removals)
+        m.jobs_cancelled_by_removal.inc(stored.jobs_cancelled)
         for pipeline, count in stored.jobs_by_pipeline.items():
             m.jobs_created.labels(pipeline).inc(count)
         for letter in batch.dead:
@@ -329,11 +335,23 @@ class Ingestor:
                 fetched = await self._fetch()
             except KafkaError as exc:
                 log.warning("Kafka error (%s); reconnecting", exc)
+                self._kafka_failed = True
                 await wait_for_event(stop, 1.0)
                 continue
+            if self._kafka_failed:
+                await self._suspect_gap()
             if fetched is not None:
                 await ready.put(fetched)
         await ready.put(None)
+
+    async def _suspect_gap(self) -> None:
+        """Kafka is back after failing: the S3 server may have dropped events meanwhile. Ask for an early
+        sweep (the reconciler waits out its grace window, then lists)."""
+        self._kafka_failed = False
+        try:
+            await self.engine.sweeps.request(sorted(self.buckets or ()), reason="ingest could not reach Kafka")
+        except ServiceUnavailable as exc:
+            log.warning("could not ask for an early sweep after a Kafka outage: %s", exc)
 
 
 def _dead_letter(record: ConsumerRecord, exc: BadEvent) -> NewDeadLetter:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaProducer
 
-from conveyor.db.records import DeadLetterRow, NewDeadLetter
+from conveyor.db.records import DeadLetterRow, EventOrigin, NewDeadLetter
 from conveyor.ingest.errors import BadEvent
 from conveyor.ingest.events import KeyEncoding, parse_message
 from conveyor.ingest.routing import RoutedEvent, RoutingRules, load_rules, route
@@ -89,7 +89,8 @@ class Replayer:
                                 self.plain_key_encoding)  # fmt: skip
             except BadEvent as exc:
                 return ReplayOutcome(await tx.mark_replayed(letter_id, error=f"{exc.reason}: {exc}"), 0)
-            positioned = [Positioned(r, letter.source_partition, letter.source_offset) for r in routed]
+            replayed = [replace(r, event=r.event.model_copy(update={"origin": EventOrigin.REPLAY})) for r in routed]
+            positioned = [Positioned(r, letter.source_partition, letter.source_offset) for r in replayed]
             stored = await store_events(tx, positioned, topic=letter.source_topic)
             letter = await tx.mark_replayed(letter_id, error=None)
         log.info("replayed dead letter %d: %d jobs created", letter_id, stored.jobs_created)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from conveyor.db.records import EventOrigin
 from conveyor.db.values import unstorable
 from conveyor.ingest.errors import BadEvent
 
@@ -27,6 +28,14 @@ KeyEncoding = Literal["auto", "url", "raw"]
 #: versitygw marks its records with this configuration id (and sends keys raw).
 VERSITYGW_CONFIGURATION_ID = "webhook-global"
 TEST_EVENT = "s3:TestEvent"
+REMOVED_PREFIX = "s3:ObjectRemoved:"
+DELETE_MARKER_CREATED = "s3:ObjectRemoved:DeleteMarkerCreated"
+#: The ``eventSource`` of events conveyor synthesizes for objects found by listing, by origin.
+SYNTHESIZED_SOURCES = {"conveyor:sweep": EventOrigin.SWEEP, "conveyor:backfill": EventOrigin.BACKFILL}
+#: A MinIO sequencer is the object's modification time in ns; one further than this from the event's
+#: own time is not a time (another server's opaque sequencer) and is not used as one.
+_SEQUENCER_PLAUSIBLE = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A NUL or a UTF-16 surrogate, escaped: what PostgreSQL may refuse to store.
 _MAYBE_UNSTORABLE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
 
@@ -87,6 +96,19 @@ class UploadEvent(_Model):
     content_type: str | None = None
     user_metadata: dict[str, str] = Field(default_factory=dict)
     event_time: datetime | None = None
+    #: When the object was written, as exactly as the source tells (MinIO's sequencer is the mtime in ns;
+    #: other servers' events only carry their own time).
+    modified_at: datetime | None = None
+    origin: EventOrigin = EventOrigin.NOTIFICATION
+
+    @property
+    def is_removal(self) -> bool:
+        return self.event_name.startswith(REMOVED_PREFIX)
+
+    @property
+    def written_at(self) -> datetime | None:
+        """The best known time of the write (or removal) this event reports."""
+        return self.modified_at or self.event_time
 
     def metadata(self, name: str) -> str | None:
         """A user metadata value by name, whatever the case and ``X-Amz-Meta-`` prefix the server used."""
@@ -136,6 +158,7 @@ def _schema_error(exc: ValidationError) -> str:
 
 def _event(envelope: _Envelope, record: _Record, plain_key_encoding: KeyEncoding) -> UploadEvent:
     obj, bucket = record.s3.object, record.s3.bucket.name
+    origin = SYNTHESIZED_SOURCES.get(record.event_source or "", EventOrigin.NOTIFICATION)
     key = _minio_key(envelope, record) if envelope.key is not None else _plain_key(record, plain_key_encoding)
     sequencer = obj.sequencer or ""
     if record.s3.configuration_id == VERSITYGW_CONFIGURATION_ID:
@@ -152,7 +175,49 @@ def _event(envelope: _Envelope, record: _Record, plain_key_encoding: KeyEncoding
         content_type=obj.content_type,
         user_metadata=obj.user_metadata,
         event_time=record.event_time,
+        modified_at=_modified_at(obj.sequencer, None if origin is not EventOrigin.NOTIFICATION else record.event_time)
+        if envelope.key is not None
+        else None,
+        origin=origin,
     )
+
+
+def _modified_at(sequencer: str | None, event_time: datetime | None) -> datetime | None:
+    """MinIO's sequencer as a time (``%X`` of the mtime in ns), if it is plausible near ``event_time``
+    (a synthesized event's listed time is trusted: pass None)."""
+    try:
+        nanoseconds = int(sequencer or "", 16)
+    except ValueError:
+        return None
+    if nanoseconds <= 0:
+        return None
+    modified = _EPOCH + timedelta(microseconds=nanoseconds // 1000)
+    if event_time is not None and abs(modified - event_time) > _SEQUENCER_PLAUSIBLE:
+        return None
+    return modified
+
+
+def synthesized_message(event: UploadEvent, *, origin: EventOrigin, event_time: datetime) -> bytes:
+    """A MinIO-shaped notification for an object found by listing, for the same path as Kafka's events.
+
+    Its sequencer is the listed modification time (in ns) and its ``eventSource`` names the origin, so
+    the event parses back to ``event`` with that origin; a dead-lettered one replays like any other.
+    """
+    source = next(name for name, known in SYNTHESIZED_SOURCES.items() if known is origin)
+    nanoseconds = ((event.modified_at or event_time) - _EPOCH) // timedelta(microseconds=1) * 1000
+    obj: dict[str, object] = {
+        "key": quote_plus(event.key, safe=""),  # Go's url.QueryEscape, as MinIO escapes it
+        "size": event.size, "eTag": event.etag, "sequencer": f"{nanoseconds:X}",
+        "contentType": event.content_type, "userMetadata": event.user_metadata,
+    }  # fmt: skip
+    if event.version_id:
+        obj["versionId"] = event.version_id
+    record = {
+        "eventVersion": "2.0", "eventSource": source, "eventTime": event_time.isoformat().replace("+00:00", "Z"),
+        "eventName": event.event_name, "s3": {"bucket": {"name": event.bucket}, "object": obj},
+    }  # fmt: skip
+    envelope = {"EventName": event.event_name, "Key": f"{event.bucket}/{event.key}", "Records": [record]}
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _minio_key(envelope: _Envelope, record: _Record) -> str:

@@ -72,6 +72,20 @@ class IngestMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.same_upload = Counter(
+            "conveyor_ingest_same_upload_events_total",
+            "New events of an upload already recorded (a late notification after a sweep, or the reverse): "
+            "nothing created.",
+            registry=registry,
+        )
+        self.removals = Counter(
+            "conveyor_ingest_removal_events_total", "Object removal events recorded.", registry=registry
+        )
+        self.jobs_cancelled_by_removal = Counter(
+            "conveyor_ingest_jobs_cancelled_by_removal_total",
+            "Unfinished jobs cancelled (or asked to stop) because their object was removed.",
+            registry=registry,
+        )
         self.database_retries = Counter(
             "conveyor_ingest_database_retries_total",
             "Batches retried because PostgreSQL was unavailable (offsets held back meanwhile).",
@@ -84,3 +98,70 @@ class IngestMetrics:
             self.jobs_created.labels(pipeline)
         for reason in DEAD_LETTER_REASONS:
             self.dead_lettered.labels(reason)
+
+
+SWEEP_KINDS = ("reconcile", "backfill")
+SWEEP_OUTCOMES = ("completed", "failed", "lost")
+
+
+class ReconcileMetrics:
+    """The reconciler's and backfills' figures, labelled by bucket (configured, so bounded) and kind."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.objects_listed = Counter(
+            "conveyor_reconcile_objects_listed_total", "Objects listed by sweeps and backfills.",
+            ["bucket", "kind"], registry=registry,
+        )  # fmt: skip
+        self.objects_missing = Counter(
+            "conveyor_reconcile_objects_missing_total",
+            "Objects a reconcile sweep found with no recorded upload: notifications that never arrived.",
+            ["bucket"], registry=registry,
+        )  # fmt: skip
+        self.objects_started = Counter(
+            "conveyor_reconcile_objects_started_total", "Objects whose pipelines a sweep or backfill started.",
+            ["bucket", "kind"], registry=registry,
+        )  # fmt: skip
+        self.list_requests = Counter(
+            "conveyor_reconcile_list_requests_total", "LIST requests sent to the S3 server.", ["bucket"],
+            registry=registry,
+        )  # fmt: skip
+        self.head_requests = Counter(
+            "conveyor_reconcile_head_requests_total", "HEAD requests for objects found missing (routing inputs).",
+            ["bucket"], registry=registry,
+        )  # fmt: skip
+        self.sweeps = Counter(
+            "conveyor_reconcile_sweeps_total", "Sweeps and backfills ended, by outcome.", ["kind", "outcome"],
+            registry=registry,
+        )  # fmt: skip
+        self.sweep_seconds = Histogram(
+            "conveyor_reconcile_sweep_duration_seconds", "From a sweep's start to its completion.", ["kind"],
+            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400), registry=registry,
+        )  # fmt: skip
+        self.last_complete = Gauge(
+            "conveyor_reconcile_last_complete_sweep_timestamp_seconds",
+            "When the last complete reconcile sweep of the bucket finished (Unix time).", ["bucket"],
+            registry=registry,
+        )  # fmt: skip
+        self.backfill_remaining = Gauge(
+            "conveyor_backfill_remaining_objects", "Objects the running backfills have yet to list.",
+            registry=registry,
+        )  # fmt: skip
+        self.leader = Gauge(
+            "conveyor_reconcile_leader", "1 while this process runs the cluster's sweeps.", registry=registry
+        )
+        self.server_failed_sends = Gauge(
+            "conveyor_reconcile_server_failed_notifications",
+            "Notifications the S3 server reports it failed to send (MinIO's minio_notify_target_failed_events).",
+            registry=registry,
+        )  # fmt: skip
+
+    def prime(self, buckets: list[str]) -> None:
+        for bucket in buckets:
+            self.objects_missing.labels(bucket)
+            self.list_requests.labels(bucket)
+            for kind in SWEEP_KINDS:
+                self.objects_listed.labels(bucket, kind)
+                self.objects_started.labels(bucket, kind)
+        for kind in SWEEP_KINDS:
+            for outcome in SWEEP_OUTCOMES:
+                self.sweeps.labels(kind, outcome)

@@ -26,6 +26,38 @@ class IngestSettings(BaseModel):
     #: How plain S3 records (no MinIO wrapper) encode keys: "url" (AWS), "raw" (versitygw), or "auto"
     #: (raw for versitygw's records, URL-decoded otherwise). MinIO's records always use its raw Key.
     plain_key_encoding: Literal["auto", "url", "raw"] = "auto"
+    #: Two writes of an object with the same etag this close in time are one upload (listings and
+    #: notifications carry times at different precisions). A re-upload of identical bytes sooner than
+    #: this after the last one is not processed again.
+    same_upload_tolerance_seconds: float = Field(2.0, ge=0.0, le=3600.0)
+
+
+class ReconcileSettings(BaseModel):
+    """The reconciler: sweeps that list each bucket and start what no notification brought.
+
+    A full listing costs one LIST request per ``page_size`` objects, paced to ``max_pages_per_second``.
+    """
+
+    enabled: bool = True
+    #: A full sweep of each bucket (or of each of ``prefixes``) at most this often.
+    interval_seconds: float = Field(300.0, ge=1.0)
+    #: Objects written more recently are left to their notification; a sweep only fills older gaps.
+    grace_seconds: float = Field(30.0, ge=0.0)
+    #: Sweep only these prefixes ("bucket/prefix"); empty: every configured bucket, whole.
+    prefixes: list[str] = Field(default_factory=list)
+    page_size: int = Field(1000, ge=1, le=1000)
+    max_pages_per_second: float = Field(20.0, gt=0.0)
+    #: How long one leader's turn runs sweeps before it campaigns again (a long sweep resumes next turn).
+    slice_seconds: float = Field(10.0, gt=0.0)
+    campaign_interval_seconds: float = Field(2.0, gt=0.0)
+    #: A sweep's runner holds it this long between pages; past it, another process resumes it.
+    lease_seconds: float = Field(30.0, gt=0.0)
+    #: Also start pipelines for objects older than when conveyor began watching the bucket (normally
+    #: a backfill's job: `conveyor backfill`).
+    include_existing: bool = False
+    #: MinIO's metrics, read for failed notification sends (an early sweep when they grow), relative to
+    #: the S3 endpoint; empty to not read them (other servers).
+    server_metrics_path: str = "/minio/v2/metrics/cluster"
 
 
 class KafkaSettings(BaseModel):

@@ -48,7 +48,9 @@ def remove_buckets(client: Minio, names: Iterable[str]) -> list[str]:
     for name in names:
         if not client.bucket_exists(name):
             continue
-        keys = [DeleteObject(str(o.object_name)) for o in client.list_objects(name, recursive=True)]
+        # Every version (and delete marker): a versioned bucket is not empty while any remains.
+        listing = client.list_objects(name, recursive=True, include_version=True)
+        keys = [DeleteObject(str(o.object_name), o.version_id) for o in listing]
         for error in client.remove_objects(name, keys):
             raise RuntimeError(f"could not remove s3://{name}/{error.name}: {error}")
         client.remove_bucket(name)

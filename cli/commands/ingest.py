@@ -17,9 +17,12 @@ from conveyor.db.records import DeadLetterRow
 from conveyor.ingest.consumer import Ingestor
 from conveyor.ingest.deadletters import Replayer
 from conveyor.ingest.events import UploadEvent
-from conveyor.ingest.metrics import IngestMetrics
+from conveyor.ingest.metrics import IngestMetrics, ReconcileMetrics
+from conveyor.ingest.reconciler import Reconciler
 from conveyor.ingest.retention import check_event_retention, topic_retention_seconds
 from conveyor.ingest.routing import describe, load_rules, route
+from conveyor.pipeline.lifecycle.tasks import Supervisor, task_failures_counter
+from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_ingestor(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run one ingest group member until SIGTERM/SIGINT (or ``stop``)."""
+    """Run one ingest group member (and its turn at reconciling) until SIGTERM/SIGINT (or ``stop``)."""
     rules = load_rules(settings.ingest.pipelines_file)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
@@ -70,11 +73,17 @@ async def run_ingestor(settings: Settings, stop: asyncio.Event | None = None) ->
         check_event_retention(retention, await topic_retention_seconds(settings.kafka), settings.kafka.events_topic)
     async with runtime.open_engine(settings) as engine:
         ingestor = Ingestor(engine, rules, settings.ingest, settings.kafka, metrics, buckets=settings.s3.buckets)
+        side = Supervisor(task_failures_counter(registry))
+        if settings.reconcile.enabled:
+            reconciler = Reconciler(engine, s3_client(settings.s3), rules, settings.s3, settings.ingest,
+                                    settings.reconcile, ReconcileMetrics(registry))  # fmt: skip
+            side.start("reconciler", lambda: reconciler.run(stop))
         await ingestor.start()
         log.info("ingesting %s as group %s", settings.kafka.events_topic, settings.ingest.group_id)
         try:
             await ingestor.run(stop)
         finally:
+            await side.close()
             await ingestor.stop()
 
 

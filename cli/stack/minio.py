@@ -1,8 +1,10 @@
 """MinIO built from source with ``go install``, publishing bucket events to Kafka.
 
-The Kafka target has a queue dir and ``MINIO_API_SYNC_EVENTS=on``: an upload's event is on disk before
-the PUT returns, and replayed until Kafka takes it. Without both, MinIO drops events on restart or
-while Kafka is down.
+By default the Kafka target has no queue dir and events are asynchronous: each event leaves the moment
+the object is written, and a PUT never waits for Kafka. MinIO then drops the events it cannot send
+(Kafka down, a restart); conveyor's reconciler finds those objects by listing the bucket. With
+``stack.minio_queue_dir`` the events are written to disk first and sent from there, on MinIO's fixed
+3 s tick: nothing is dropped while Kafka is down, and every event waits up to 3 s.
 """
 
 from __future__ import annotations
@@ -51,12 +53,14 @@ class MinIO(Service):
             "MINIO_UPDATE": "off",
             # Prometheus scrapes MinIO's notification metrics (events skipped, queue length) without a token.
             "MINIO_PROMETHEUS_AUTH_TYPE": "public",
-            "MINIO_API_SYNC_EVENTS": "on",
             f"MINIO_NOTIFY_KAFKA_ENABLE_{TARGET_ID}": "on",
             f"MINIO_NOTIFY_KAFKA_BROKERS_{TARGET_ID}": kafka.bootstrap_servers,
             f"MINIO_NOTIFY_KAFKA_TOPIC_{TARGET_ID}": kafka.events_topic,
-            f"MINIO_NOTIFY_KAFKA_QUEUE_DIR_{TARGET_ID}": str(self.queue_dir),
         }
+        if self.settings.stack.minio_sync_events:
+            env["MINIO_API_SYNC_EVENTS"] = "on"
+        if self.settings.stack.minio_queue_dir:
+            env[f"MINIO_NOTIFY_KAFKA_QUEUE_DIR_{TARGET_ID}"] = str(self.queue_dir)
         argv = [str(self.binary), "server", str(self.paths.data("minio") / "data"), "--address", s3.netloc,
                 "--console-address", f"127.0.0.1:{self.settings.stack.minio_console_port}", "--quiet"]  # fmt: skip
         return ProcessSpec(argv, env, self.paths.data("minio"), self.paths.log("minio"))

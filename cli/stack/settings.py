@@ -39,6 +39,12 @@ class StackSettings(BaseModel):
     kafka_heap: str = "768m"
     minio_version: str = MINIO_VERSION
     minio_console_port: int = Field(19001, ge=1, le=65535)
+    #: MinIO's on-disk event queue: no event dropped while Kafka is down, but each waits up to 3 s.
+    #: Off by default: events leave at once, and the reconciler fills whatever MinIO drops.
+    minio_queue_dir: bool = False
+    #: Send each event before the PUT returns. With Kafka down a PUT then waits for the producer to give
+    #: up (seconds); with the queue dir it waits only for the disk write.
+    minio_sync_events: bool = False
     prometheus_port: int = Field(19090, ge=1, le=65535)
     versitygw_version: str = VERSITYGW_VERSION
     #: PostgreSQL durability: off for tests (far faster), on for benchmarks that claim durability.

@@ -4,15 +4,18 @@
 -- Record events given as one JSON array of objects; an event whose identity (bucket, key, version, event
 -- name, sequencer) is already known is skipped. Returns the identity and id of each event that is new.
 -- $1 events (bucket, object_key, version_id, event_name, sequencer, etag, size_bytes, content_type,
--- user_metadata, event_time, source_partition, source_offset), $2 the topic they were read from.
+-- user_metadata, event_time, source_partition, source_offset, origin, modified_at), $2 the topic they
+-- were read from (NULL for a sweep's or a backfill's).
 INSERT INTO object_events (bucket, object_key, version_id, event_name, sequencer, etag, size_bytes, content_type,
-                           user_metadata, event_time, source_topic, source_partition, source_offset)
+                           user_metadata, event_time, source_topic, source_partition, source_offset, origin,
+                           modified_at)
 SELECT u.bucket, u.object_key, u.version_id, u.event_name, u.sequencer, u.etag, u.size_bytes, u.content_type,
-       coalesce(u.user_metadata, '{}'), u.event_time, $2::text, u.source_partition, u.source_offset
+       coalesce(u.user_metadata, '{}'), u.event_time, CASE WHEN u.source_offset IS NOT NULL THEN $2::text END,
+       u.source_partition, u.source_offset, u.origin, u.modified_at
 FROM jsonb_to_recordset($1::jsonb)
      AS u(bucket text, object_key text, version_id text, event_name text, sequencer text, etag text,
           size_bytes bigint, content_type text, user_metadata jsonb, event_time timestamptz,
-          source_partition integer, source_offset bigint)
+          source_partition integer, source_offset bigint, origin text, modified_at timestamptz)
 ON CONFLICT ON CONSTRAINT object_events_identity DO NOTHING
 RETURNING id, bucket, object_key, version_id, event_name, sequencer;
 

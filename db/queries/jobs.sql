@@ -164,32 +164,82 @@ RETURNING j.id;
 
 -- name: job_cancel
 -- Cancel job $1: at once unless RUNNING, where it is only asked to stop (its worker sees the request at
--- its next heartbeat). $2 reason, $3 now. Returns the status after the call, or nothing if already final.
-UPDATE jobs
-SET status = CASE WHEN status = 'RUNNING' THEN status ELSE 'CANCELLED' END::job_status,
-    cancel_requested = (status = 'RUNNING'),
-    finished_at = CASE WHEN status = 'RUNNING' THEN NULL ELSE coalesce($3::timestamptz, now()) END,
-    errors = CASE WHEN status = 'RUNNING' THEN errors
-                  ELSE errors || jsonb_build_array(jsonb_build_object(
-                      'at', coalesce($3::timestamptz, now()), 'attempt', attempts, 'kind', 'cancelled',
-                      'message', $2::text)) END
-WHERE id = $1 AND status IN ('BLOCKED', 'PENDING', 'RUNNING')
-RETURNING id, status;
+-- its next heartbeat; the reason is kept in cancel_requests for when it does). $2 reason, $3 now.
+-- Returns the status after the call, or nothing if already final.
+WITH cancelled AS (
+    UPDATE jobs
+    SET status = CASE WHEN status = 'RUNNING' THEN status ELSE 'CANCELLED' END::job_status,
+        cancel_requested = (status = 'RUNNING'),
+        finished_at = CASE WHEN status = 'RUNNING' THEN NULL ELSE coalesce($3::timestamptz, now()) END,
+        errors = CASE WHEN status = 'RUNNING' THEN errors
+                      ELSE errors || jsonb_build_array(jsonb_build_object(
+                          'at', coalesce($3::timestamptz, now()), 'attempt', attempts, 'kind', 'cancelled',
+                          'message', $2::text)) END
+    WHERE id = $1 AND status IN ('BLOCKED', 'PENDING', 'RUNNING')
+    RETURNING id, status
+), asked AS (
+    INSERT INTO cancel_requests (job_id, kind, message)
+    SELECT id, 'cancelled', $2::text FROM cancelled WHERE status = 'RUNNING'
+    ON CONFLICT (job_id) DO UPDATE SET kind = excluded.kind, message = excluded.message, requested_at = now()
+)
+SELECT id, status FROM cancelled;
 
 -- name: job_cancel_running
--- The worker running job $1 (attempt $2) stopped it on request. $3 now.
+-- The worker running job $1 (attempt $2) stopped it: on request (the entry keeps the request's kind and
+-- reason), or ($4 kind, $5 message) because what it works on is gone. $3 now.
 UPDATE jobs
 SET status = 'CANCELLED', finished_at = coalesce($3::timestamptz, now()), lease_expires_at = NULL,
     cancel_requested = false,
     errors = errors || jsonb_build_array(jsonb_build_object(
-        'at', coalesce($3::timestamptz, now()), 'attempt', attempts, 'kind', 'cancelled',
-        'message', 'cancelled while running'))
+        'at', coalesce($3::timestamptz, now()), 'attempt', attempts,
+        'kind', coalesce($4::text, (SELECT r.kind FROM cancel_requests r WHERE r.job_id = $1), 'cancelled'),
+        'message', coalesce($5::text, (SELECT r.message || ' (while running)' FROM cancel_requests r WHERE r.job_id = $1),
+                            'cancelled while running')))
 WHERE id = $1 AND status = 'RUNNING' AND attempts = $2
 RETURNING id;
 
+-- name: jobs_cancel_for_removed
+-- Removed objects cancel their unfinished jobs: $1 a JSON array of (bucket, object_key, version_id,
+-- any_version, removed_at, message). A job matches when it reads that object (that version, or any
+-- version for a delete marker) and was started by an upload written before the removal. BLOCKED and
+-- PENDING jobs are CANCELLED now with an `object_removed` entry; RUNNING ones are asked to stop with
+-- the same reason. $2 now. Returns (id, status, job_type) of each job changed.
+WITH removed AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+        AS r(bucket text, object_key text, version_id text, any_version boolean, removed_at timestamptz,
+             message text)
+), hit AS (
+    SELECT DISTINCT ON (j.id) j.id, r.message
+    FROM removed r
+    JOIN jobs j ON j.source_bucket = r.bucket AND j.source_key = r.object_key
+    LEFT JOIN object_events e ON e.id = j.object_event_id
+    WHERE j.status IN ('BLOCKED', 'PENDING', 'RUNNING')
+      AND (r.any_version OR coalesce(j.source_version, '') = r.version_id)
+      AND coalesce(e.modified_at, e.event_time, j.created_at) <= r.removed_at
+    ORDER BY j.id
+), cancelled AS (
+    UPDATE jobs j
+    SET status = CASE WHEN j.status = 'RUNNING' THEN j.status ELSE 'CANCELLED' END::job_status,
+        cancel_requested = (j.status = 'RUNNING'),
+        finished_at = CASE WHEN j.status = 'RUNNING' THEN NULL ELSE coalesce($2::timestamptz, now()) END,
+        errors = CASE WHEN j.status = 'RUNNING' THEN j.errors
+                      ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                          'at', coalesce($2::timestamptz, now()), 'attempt', j.attempts, 'kind', 'object_removed',
+                          'message', h.message)) END
+    FROM hit h
+    WHERE j.id = h.id
+    RETURNING j.id, j.status, j.job_type, h.message
+), asked AS (
+    INSERT INTO cancel_requests (job_id, kind, message)
+    SELECT id, 'object_removed', message FROM cancelled WHERE status = 'RUNNING'
+    ON CONFLICT (job_id) DO UPDATE SET kind = excluded.kind, message = excluded.message, requested_at = now()
+)
+SELECT id, status, job_type FROM cancelled;
+
 -- name: job_cancel_descendants
--- Cancel every unfinished descendant of jobs $1, each with an `upstream_failed` error naming the job
--- that ended without completing. $2 now. Returns the ids cancelled.
+-- Cancel every unfinished descendant of jobs $1, each with an error entry naming the job that ended
+-- without completing: kind `upstream_failed`, or $3 with message $4 when the cause is known (an object
+-- removed). $2 now. Returns the ids cancelled.
 WITH RECURSIVE descendants(id, root) AS (
     SELECT d.child_id, d.parent_id FROM job_dependencies d WHERE d.parent_id = ANY($1::uuid[])
     UNION
@@ -200,19 +250,25 @@ WITH RECURSIVE descendants(id, root) AS (
 UPDATE jobs c
 SET status = 'CANCELLED', finished_at = coalesce($2::timestamptz, now()),
     errors = c.errors || jsonb_build_array(jsonb_build_object(
-        'at', coalesce($2::timestamptz, now()), 'attempt', c.attempts, 'kind', 'upstream_failed',
-        'message', 'upstream job ' || f.root || ' did not complete', 'upstream_job_id', f.root))
+        'at', coalesce($2::timestamptz, now()), 'attempt', c.attempts, 'kind', coalesce($3::text, 'upstream_failed'),
+        'message', coalesce($4::text || ' (upstream job ' || f.root || ')', 'upstream job ' || f.root || ' did not complete'),
+        'upstream_job_id', f.root))
 FROM first_root f
 WHERE c.id = f.id AND c.status IN ('BLOCKED', 'PENDING')
 RETURNING c.id;
 
 -- name: job_retry
--- Run a FAILED or CANCELLED job $1 again, with a fresh retry budget. $2 now.
-UPDATE jobs
-SET status = 'PENDING', attempt_floor = attempts, run_at = coalesce($2::timestamptz, now()), finished_at = NULL,
-    result = NULL, worker_id = NULL, cancel_requested = false, pending_parents = 0
-WHERE id = $1 AND status IN ('FAILED', 'CANCELLED')
-RETURNING id;
+-- Run a FAILED or CANCELLED job $1 again, with a fresh retry budget (and no stale stop request). $2 now.
+WITH retried AS (
+    UPDATE jobs
+    SET status = 'PENDING', attempt_floor = attempts, run_at = coalesce($2::timestamptz, now()), finished_at = NULL,
+        result = NULL, worker_id = NULL, cancel_requested = false, pending_parents = 0
+    WHERE id = $1 AND status IN ('FAILED', 'CANCELLED')
+    RETURNING id
+), forgotten AS (
+    DELETE FROM cancel_requests WHERE job_id IN (SELECT id FROM retried)
+)
+SELECT id FROM retried;
 
 -- name: job_reblock_descendants
 -- After a retry of job $1: its descendants that were cancelled because of it (or of each other) wait again.

@@ -32,6 +32,7 @@ from conveyor.pipeline.engine.objects import ObjectRecords
 from conveyor.pipeline.engine.retry import RetryPolicies
 from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
 from conveyor.pipeline.engine.stats import QueueStats
+from conveyor.pipeline.engine.sweeps import SweepRecords
 from conveyor.pipeline.engine.transaction import EngineTransaction
 from conveyor.pipeline.engine.wakeup import WakeupPublisher, redis_client
 from conveyor.pipeline.engine.workers import WorkerRegistry
@@ -53,6 +54,7 @@ class FailureKind(StrEnum):
     PERMANENT = "permanent"  # retrying cannot help: FAILED now
     WORKER_LOST = "worker_lost"  # the worker stopped heartbeating (written by the rescuer)
     UPSTREAM_FAILED = "upstream_failed"  # a parent ended FAILED or CANCELLED (written with the cancellation)
+    OBJECT_REMOVED = "object_removed"  # the job's object was deleted: CANCELLED, not a failure
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ class Engine:
     """Creates, claims, finishes, cancels, retries and finds jobs; its facets hold the other doors.
 
     ``engine.workers`` (the worker registry), ``engine.objects`` (recorded events and dead letters),
-    ``engine.maintenance`` (rescue, retention, leadership) and ``engine.stats`` (queue figures).
+    ``engine.maintenance`` (rescue, retention, leadership), ``engine.stats`` (queue figures) and
+    ``engine.sweeps`` (bucket listings: reconciliation and backfills).
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class Engine:
         self.objects = ObjectRecords(pool)
         self.maintenance = MaintenanceVerbs(pool, now=self.db_now, wake=self._wake)
         self.stats = QueueStats(pool, now=self.db_now)
+        self.sweeps = SweepRecords(pool)
 
     @classmethod
     @asynccontextmanager
@@ -286,6 +290,18 @@ class Engine:
             done = await job_queries.cancel_running(conn, job.id, job.attempts, now=self.db_now())
             if done:
                 await job_queries.cancel_descendants(conn, [job.id], now=self.db_now())
+        return done
+
+    async def object_gone(self, job: JobRow, message: str) -> bool:
+        """The held job's object no longer exists: CANCELLED (kind ``object_removed``), never FAILED, with
+        its descendants. False (logged) if the job was no longer held at that attempt."""
+        kind = FailureKind.OBJECT_REMOVED.value
+        async with acquire(self.pool) as conn, conn.transaction():
+            done = await job_queries.cancel_running(conn, job.id, job.attempts, kind=kind, message=message,
+                                                    now=self.db_now())  # fmt: skip
+            if done:
+                await job_queries.cancel_descendants(conn, [job.id], kind=kind, message=message, now=self.db_now())
+        _log_stale("cancel", [job], {job.id} if done else set())
         return done
 
     async def retry(self, job_id: uuid.UUID) -> JobStatus:

@@ -42,8 +42,12 @@ def s3_client(settings: S3Settings, *, timeout_seconds: float = 30.0, retries: i
 def iter_object(
     client: Minio, bucket: str, key: str, *, offset: int = 0, version: str | None = None, chunk: int = CHUNK_BYTES
 ) -> Iterator[bytes]:
-    """The object's bytes from ``offset``, ``chunk`` at a time (one streaming GET, constant memory)."""
-    response = client.get_object(bucket, key, offset=offset, version_id=version)
+    """The object's bytes from ``offset``, ``chunk`` at a time (one streaming GET, constant memory).
+
+    A missing object raises :class:`ObjectMissing`, whichever handler reads it.
+    """
+    with translate_s3_errors(f"reading s3://{bucket}/{key}"):
+        response = client.get_object(bucket, key, offset=offset, version_id=version)
     try:
         yield from response.stream(chunk)
     finally:

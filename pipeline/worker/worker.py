@@ -29,6 +29,7 @@ from conveyor.db.errors import ConfigurationError, ConveyorError, DatabaseError,
 from conveyor.db.records import HeldJob, JobRow, JobStatus, NewWorker, WorkerStatus
 from conveyor.db.values import unstorable
 from conveyor.pipeline.engine import Engine, Failure, FailureKind
+from conveyor.pipeline.engine.errors import ObjectMissing
 from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
 from conveyor.pipeline.engine.wakeup import WakeupListener
 from conveyor.pipeline.handlers.base import HandlerRegistry, JobContext, PermanentFailure, RetryLater
@@ -199,6 +200,8 @@ class Worker:
             return Outcome.SNOOZED
         except PermanentFailure as exc:
             return await self._fail(Failure(job, str(exc), kind=FailureKind.PERMANENT, retryable=False))
+        except ObjectMissing as exc:
+            return await self._object_gone(job, exc)
         except ConveyorError as exc:
             return await self._fail(Failure(job, str(exc), retryable=exc.retriable))
         except Exception as exc:  # noqa: BLE001 - any other handler error is retried under the policy
@@ -214,6 +217,13 @@ class Worker:
         """PostgreSQL refused this job's completion alone: fail the job permanently, saying why."""
         await self._fail(Failure(job, f"the handler's result was refused by PostgreSQL: {error}",
                                  kind=FailureKind.PERMANENT, retryable=False))  # fmt: skip
+
+    async def _object_gone(self, job: JobRow, error: ObjectMissing) -> Outcome:
+        """The object was removed before (or while) the job read it: what the user meant, not a failure."""
+        where = f"s3://{job.source_bucket}/{job.source_key}" if job.source_key else "its object"
+        await self.engine.object_gone(job, f"object removed: {where} no longer exists ({error})")
+        self.metrics.jobs_cancelled.labels(job.job_type).inc()
+        return Outcome.CANCELLED
 
     async def _fail(self, failure: Failure) -> Outcome:
         status = await self.engine.fail(failure)

@@ -103,22 +103,25 @@ async def test_uploads_through_minio_become_their_pipelines_jobs_with_the_real_n
     assert all(j.source_bucket == settings.s3.buckets[0] for j in jobs)
 
 
-async def test_a_duplicate_event_creates_nothing_and_a_new_sequencer_creates_a_second_set(
+async def test_a_duplicate_event_creates_nothing_and_a_new_upload_of_the_key_creates_a_second_set(
     settings: Settings, database: PostgresSettings, topics: Topics
 ) -> None:
     scoped = scoped_settings(settings, database, topics)
     first = minio_message("uploads", "report.csv", sequencer="18EC532A88E3E431")
-    reupload = minio_message("uploads", "report.csv", sequencer="18EC532A88E3E999")
+    later = f"{int('18EC532A88E3E431', 16) + 5_000_000_000:X}"  # the same key written again 5 s later
+    reupload = minio_message("uploads", "report.csv", sequencer=later, etag="9e107d9d372bb6826bd81d3542a419d6")
     key = b"uploads/report.csv"
-    await publish(scoped, topics.events, [(key, first), (key, first), (key, reupload)])
+    await publish(scoped, topics.events, [(key, first), (key, first)])
 
     async with running_ingestor(scoped, CSV_ONLY) as ingestor:
+        await drain(ingestor, database, events=1)
+        await publish(scoped, topics.events, [(key, reupload)])
         await drain(ingestor, database, events=2)
         for _ in range(5):  # anything more would be a duplicate
             await ingestor.run_once(timeout_ms=100)
 
     recorded = await counts(database)
-    assert sorted((c.sequencer, c.jobs) for c in recorded) == [("18EC532A88E3E431", 2), ("18EC532A88E3E999", 2)]
+    assert sorted((c.sequencer, c.jobs) for c in recorded) == [("18EC532A88E3E431", 2), (later, 2)]
     assert ingestor.metrics.duplicates._value.get() == 1
 
 

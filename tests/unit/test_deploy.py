@@ -13,7 +13,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from conveyor.api.cluster_metrics import ClusterMetrics
-from conveyor.ingest.metrics import IngestMetrics
+from conveyor.ingest.metrics import IngestMetrics, ReconcileMetrics
 from conveyor.pipeline.worker.autoscale import AutoscaleMetrics
 from conveyor.pipeline.worker.metrics import WorkerMetrics
 
@@ -34,7 +34,8 @@ def _promtool() -> str:
 
 def exported() -> set[str]:
     registry = CollectorRegistry()
-    IngestMetrics(registry), WorkerMetrics(registry), ClusterMetrics(registry), AutoscaleMetrics(registry)
+    IngestMetrics(registry), ReconcileMetrics(registry), WorkerMetrics(registry), ClusterMetrics(registry)
+    AutoscaleMetrics(registry)
     names = set()
     for family in registry.collect():
         suffixes = {"counter": ("_total",), "histogram": HISTOGRAM_SUFFIXES}.get(family.type, ("",))
@@ -97,7 +98,8 @@ def test_grafana_provisioning_points_at_the_dashboards() -> None:
 def test_every_metric_is_documented_in_the_readme() -> None:
     readme = (DEPLOY.parent / "README.md").read_text()
     registry = CollectorRegistry()
-    IngestMetrics(registry), WorkerMetrics(registry), ClusterMetrics(registry), AutoscaleMetrics(registry)
+    IngestMetrics(registry), ReconcileMetrics(registry), WorkerMetrics(registry), ClusterMetrics(registry)
+    AutoscaleMetrics(registry)
     names = {family.name + ("_total" if family.type == "counter" else "") for family in registry.collect()}
     undocumented = {name for name in names | HTTP if f"`{name}`" not in readme}
     assert undocumented == set()
