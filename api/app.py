@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
 from conveyor import __version__
-from conveyor.api import jobs, objects, system, workers
+from conveyor.api import backfills, jobs, objects, system, workers
 from conveyor.api.context import ApiContext
 from conveyor.api.models import Problem
 from conveyor.api.security import authorize
@@ -37,7 +37,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(title="conveyor", version=__version__, description="Jobs from file uploads: the conveyor HTTP API.")
     app.state.context = context
     protected = [Depends(authorize)]
-    for router in (jobs.router, workers.router, objects.router):
+    for router in (jobs.router, workers.router, objects.router, backfills.router):
         app.include_router(router, dependencies=protected, responses=AUTH_RESPONSES)
     if context.settings.protect_health_and_metrics:
         app.include_router(system.router, dependencies=protected, responses=AUTH_RESPONSES)

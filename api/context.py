@@ -28,6 +28,8 @@ class ApiContext:
     #: Dead-letter replay with the ingest rules; None where this process has no rules to replay with.
     replayer: Replayer | None = None
     listener: WakeupListener | None = None
+    #: The buckets conveyor serves (a backfill of another is refused).
+    buckets: tuple[str, ...] = ()
     wakeups: asyncio.Event = field(default_factory=asyncio.Event)
 
 

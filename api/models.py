@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from conveyor.db.records import DeadLetterRow, JobRow, WorkerRow
 from conveyor.db.values import unstorable
+from conveyor.ingest.backfill import Progress
 
 JobStatusName = Literal["BLOCKED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
 MAX_PRIORITY = 1_000_000
@@ -219,6 +220,8 @@ class HealthBody(Camel):
 
 class ObjectEventBody(Camel):
     event_id: int
+    #: What brought it: a notification, a reconciliation sweep, a backfill or a dead-letter replay.
+    origin: Literal["notification", "sweep", "backfill", "replay"]
     event_name: str
     version_id: str
     sequencer: str
@@ -269,3 +272,46 @@ class Problem(BaseModel):
     """Every error response: what went wrong, in words a client can show."""
 
     detail: Any
+
+
+class BackfillCreate(Camel):
+    """Start pipelines for objects already in ``bucket`` under ``prefix``."""
+
+    bucket: StorableText = Field(min_length=1, max_length=255)
+    prefix: StorableText = Field("", max_length=1024)
+    #: Only this pipeline, for the objects that have not run it.
+    pipeline: StorableText | None = Field(None, min_length=1, max_length=255)
+    #: Only objects written at or after this time (UTC when no offset is given).
+    since: datetime | None = None
+    dry_run: bool = False
+
+
+class BackfillBody(Camel):
+    id: int
+    status: Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
+    bucket: str
+    prefix: str
+    pipeline: str | None
+    since: datetime | None
+    dry_run: bool
+    objects_total: int | None
+    objects_listed: int
+    objects_started: int
+    jobs_created: int
+    rate_per_second: float | None
+    eta_seconds: float | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, progress: Progress) -> BackfillBody:
+        s = progress.sweep
+        return cls(
+            id=s.id, status=s.status.value, bucket=s.bucket, prefix=s.prefix, pipeline=s.pipeline, since=s.since,
+            dry_run=s.dry_run, objects_total=s.objects_total, objects_listed=s.objects_listed,
+            objects_started=s.objects_started, jobs_created=s.jobs_created, rate_per_second=progress.rate_per_second,
+            eta_seconds=progress.eta_seconds, error=s.error, created_at=s.created_at, started_at=s.started_at,
+            finished_at=s.finished_at,
+        )  # fmt: skip

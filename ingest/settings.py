@@ -41,7 +41,8 @@ class ReconcileSettings(BaseModel):
     enabled: bool = True
     #: A full sweep of each bucket (or of each of ``prefixes``) at most this often.
     interval_seconds: float = Field(300.0, ge=1.0)
-    #: Objects written more recently are left to their notification; a sweep only fills older gaps.
+    #: Objects written more recently are left to their notification; a sweep only fills older gaps
+    #: (a backfill takes every object: one whose notification is in flight still starts once).
     grace_seconds: float = Field(30.0, ge=0.0)
     #: Sweep only these prefixes ("bucket/prefix"); empty: every configured bucket, whole.
     prefixes: list[str] = Field(default_factory=list)

@@ -175,7 +175,10 @@ class SweepRunner:
     # -- one page ------------------------------------------------------------------------------------
 
     async def _page(self, sweep: SweepRow, page: ListedPage, floor: datetime | None) -> SweepRow:
-        horizon = datetime.now(UTC) - timedelta(seconds=self.settings.grace_seconds)
+        # A reconcile sweep leaves recent writes to their notifications (a HEAD saved, no false "missing");
+        # a backfill takes every object: one whose notification is in flight still starts once.
+        grace = self.settings.grace_seconds if sweep.kind is SweepKind.RECONCILE else 0.0
+        horizon = datetime.now(UTC) - timedelta(seconds=grace)
         eligible = [o for o in page.objects if o.modified_at <= horizon and (floor is None or o.modified_at >= floor)]
         recorded = await self.engine.sweeps.recorded(
             sweep.bucket, eligible, tolerance_seconds=self.ingest.same_upload_tolerance_seconds

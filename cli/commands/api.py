@@ -47,7 +47,8 @@ def build_context(settings: Settings, engine: Engine, registry: CollectorRegistr
     """The API's dependencies, including dead-letter replay with the configured ingest rules."""
     checks = standard_checks(engine, settings.redis, settings.kafka, settings.s3)
     replayer = Replayer.configured(engine, settings.ingest)
-    return ApiContext(engine=engine, settings=settings.api, registry=registry, checks=checks, replayer=replayer)
+    return ApiContext(engine=engine, settings=settings.api, registry=registry, checks=checks, replayer=replayer,
+                      buckets=tuple(settings.s3.buckets))  # fmt: skip
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -24,12 +24,15 @@ class S3Settings(BaseModel):
     notification_arn: str = "arn:minio:sqs::PRIMARY:kafka"
     notification_id: str = "conveyor"
     #: Only these events reach Kafka. `s3:ObjectCreated:*` would also fire on tagging, which the pipeline does.
+    #: Removals cancel the unfinished jobs of what they removed.
     notification_events: list[str] = Field(
         default_factory=lambda: [
             "s3:ObjectCreated:Put",
             "s3:ObjectCreated:Post",
             "s3:ObjectCreated:Copy",
             "s3:ObjectCreated:CompleteMultipartUpload",
+            "s3:ObjectRemoved:Delete",
+            "s3:ObjectRemoved:DeleteMarkerCreated",
         ]
     )
 
