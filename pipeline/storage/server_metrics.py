@@ -13,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from conveyor.pipeline.engine.errors import StorageError
 from conveyor.pipeline.storage.settings import S3Settings
 
-#: The samples that count notifications the server did not deliver.
-LOST_NOTIFICATION_SAMPLES = frozenset({"minio_notify_target_failed_events", "minio_notify_events_skipped_total"})
+#: The counters of notifications the server did not deliver (as family names: the parser reads MinIO's
+#: ``minio_notify_target_failed_events`` counter as the sample ``..._total``).
+LOST_NOTIFICATION_FAMILIES = frozenset({"minio_notify_target_failed_events", "minio_notify_events_skipped"})
 
 
 def lost_notifications(settings: S3Settings, path: str, *, timeout_seconds: float = 2.0) -> float:
@@ -32,6 +33,6 @@ def lost_notifications(settings: S3Settings, path: str, *, timeout_seconds: floa
     return sum(
         sample.value
         for family in text_string_to_metric_families(response.data.decode("utf-8", errors="replace"))
+        if family.name in LOST_NOTIFICATION_FAMILIES
         for sample in family.samples
-        if sample.name in LOST_NOTIFICATION_SAMPLES
     )

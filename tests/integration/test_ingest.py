@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,6 +52,19 @@ async def running_ingestor(settings: Settings, rules_text: str | None = None) ->
             yield ingestor
         finally:
             await ingestor.stop()
+
+
+@asynccontextmanager
+async def background_ingestor(settings: Settings, rules_text: str | None = None) -> AsyncIterator[Ingestor]:
+    """:func:`running_ingestor` consuming in a task of its own (``run``), stopped and awaited at the end."""
+    async with running_ingestor(settings, rules_text) as ingestor:
+        stop = asyncio.Event()
+        consuming = asyncio.create_task(ingestor.run(stop))
+        try:
+            yield ingestor
+        finally:
+            stop.set()
+            await consuming
 
 
 async def counts(database: PostgresSettings) -> list[EventJobs]:

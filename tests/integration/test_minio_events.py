@@ -1,16 +1,44 @@
-"""MinIO publishes each upload to Kafka, under the raw name, even when Kafka was down at upload time."""
+"""MinIO publishes each upload to Kafka under the raw name; what it drops while Kafka is down, a sweep finds."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import unquote_plus
 
 from minio import Minio
 
+from conveyor import runtime
+from conveyor.bootstrap import ensure_buckets, ensure_notifications
+from conveyor.db.records import SweepKind, SweepRow
+from conveyor.db.settings import PostgresSettings
+from conveyor.pipeline.storage.client import s3_client
+from conveyor.pipeline.storage.server_metrics import lost_notifications
 from conveyor.settings import Settings
-from tests.conftest import stack
-from tests.integration.conftest import KafkaRecord, TopicReader, put_bytes
+from conveyor.stack.minio import MinIO
+from tests import isolation
+from tests.conftest import stack, stack_status
+from tests.integration.api_server import free_port
+from tests.integration.conftest import (
+    KafkaRecord,
+    TopicReader,
+    Topics,
+    park_group_at_end,
+    put_bytes,
+    scoped_settings,
+    wait_until,
+)
+from tests.integration.test_ingest import background_ingestor
+from tests.integration.test_reconcile import CSV, jobs_by_key, reconcile_settings, reconciler, sweep_until_idle, upload
 
 AWKWARD = "deep/nested prefix/Q3 report+final (v2) 100% ünïcødé — 東京.csv"
 
@@ -42,18 +70,134 @@ async def test_upload_with_awkward_key_reaches_kafka(settings: Settings, s3: Min
     assert record["s3"]["object"]["size"] == 8
 
 
-async def test_queue_dir_delivers_events_published_while_kafka_was_down(
-    settings: Settings, s3: Minio, events: TopicReader
+async def test_kafka_killed_drops_minios_events_and_the_reconciler_starts_each_upload_once(
+    settings: Settings, database: PostgresSettings, s3: Minio, events: TopicReader, tmp_path: Path
 ) -> None:
-    bucket = settings.s3.buckets[0]
-    name = f"{uuid.uuid4().hex}/while kafka was down.txt"
-    stack("down", "kafka")
+    """The default mode (no queue dir, asynchronous events) while Kafka is SIGKILLed: PUTs stay fast, MinIO
+    drops their events (and counts them), and an early sweep finds exactly those uploads."""
+    prefix = f"{uuid.uuid4().hex[:8]}/"
+    scoped = scoped_settings(settings, database, Topics(settings.kafka.events_topic, settings.kafka.dead_letter_topic))
+    scoped = reconcile_settings(scoped, prefix, grace_seconds=2.0, interval_seconds=3600.0)
+    bucket = scoped.s3.buckets[0]
+    await park_group_at_end(scoped, scoped.ingest.group_id)
+    before, during = [f"{prefix}up {i}.csv" for i in range(10)], [f"{prefix}down {i}.csv" for i in range(20)]
+    with queued_minio(settings, tmp_path) as queued:
+        async with reconciler(scoped) as made, background_ingestor(scoped, CSV) as ingestor:
+            await made.engine.sweeps.watch([bucket])
+            await sweep_until_idle(made)  # the first sweep is behind us: only an early one can find the gap
+            await upload(s3, bucket, before)
+            await wait_until(lambda: _each_started(made, bucket, before), within=60, what="uploads via notifications")
+            lost_before = lost_notifications(scoped.s3, scoped.reconcile.server_metrics_path)
+
+            os.kill(stack_status()["kafka"]["pid"], signal.SIGKILL)
+            try:
+                put_seconds = [await _timed_put(s3, bucket, key) for key in during]
+                await put_bytes(queued.client, queued.bucket, "queued.txt", b"kept on disk")
+            finally:
+                stack("up")
+            assert max(put_seconds) < 1.0, f"a PUT waited for Kafka: {put_seconds}"
+
+            running = asyncio.create_task(made.run(asyncio.Event()))
+            try:
+                await wait_until(lambda: _each_started(made, bucket, [*before, *during]), within=90,
+                                 what="the dropped uploads started by a sweep")  # fmt: skip
+            finally:
+                running.cancel()
+        lost = lost_notifications(scoped.s3, scoped.reconcile.server_metrics_path) - lost_before
+        sweeps = await _sweeps(scoped)
+        early = [s for s in sweeps if s.reason.startswith("requested:")]
+        assert early and sum(s.objects_missing for s in early) == len(during) == lost, (lost, early)
+        assert ingestor.metrics.same_upload._value.get() == 0
+        records = await events.read_until(_for_key(queued.bucket, "queued.txt"), within=60)  # type: ignore[arg-type]
+        assert any(r.key == f"{queued.bucket}/queued.txt".encode() for r in records), "the queued mode lost it"
+
+
+async def test_uploads_made_while_the_notification_rule_was_removed_are_all_started_by_sweeps(
+    settings: Settings, database: PostgresSettings, s3: Minio
+) -> None:
+    bucket = isolation.bucket("norule")
+    await asyncio.to_thread(s3.make_bucket, bucket)
+    scoped = scoped_settings(settings, database, Topics(settings.kafka.events_topic, settings.kafka.dead_letter_topic))
+    scoped = scoped.model_copy(update={"s3": scoped.s3.model_copy(update={"buckets": [bucket]})})
+    scoped = reconcile_settings(scoped, "", prefixes=[], grace_seconds=3.0, interval_seconds=2.0, page_size=1000)
+    await asyncio.to_thread(ensure_notifications, s3, scoped.s3)
+    await park_group_at_end(scoped, scoped.ingest.group_id)
+    before, unnotified, after = ([f"{part}/{i:03}.csv" for i in range(n)]
+                                 for part, n in (("before", 5), ("unnotified", 500), ("after", 5)))  # fmt: skip
+    async with reconciler(scoped) as made, background_ingestor(scoped, CSV):
+        await made.engine.sweeps.watch([bucket])
+        await upload(s3, bucket, before)
+        await wait_until(lambda: _each_started(made, bucket, before), within=60, what="uploads via notifications")
+        await asyncio.to_thread(s3.delete_bucket_notification, bucket)
+        await upload(s3, bucket, unnotified)
+        await asyncio.to_thread(ensure_notifications, s3, scoped.s3)
+        await upload(s3, bucket, after)
+        running = asyncio.create_task(made.run(asyncio.Event()))
+        try:
+            everything = [*before, *unnotified, *after]
+            await wait_until(lambda: _each_started(made, bucket, everything), within=120, what="all 510 started")
+        finally:
+            running.cancel()
+        sweeps = await made.engine.sweeps.list(SweepKind.RECONCILE, limit=100)
+    assert sum(s.objects_missing for s in sweeps) == len(unnotified), "the sweeps found exactly the unnotified"
+    assert sum(s.objects_started for s in sweeps) == len(unnotified)
+
+
+async def _timed_put(s3: Minio, bucket: str, key: str) -> float:
+    started = time.monotonic()
+    await put_bytes(s3, bucket, key, b"id,x\n1,2\n")
+    return time.monotonic() - started
+
+
+async def _each_started(made: Any, bucket: str, keys: list[str]) -> bool:
+    return await jobs_by_key(made.engine, bucket, keys) == dict.fromkeys(keys, 2)
+
+
+async def _sweeps(scoped: Settings) -> list[SweepRow]:
+    async with runtime.open_engine(scoped) as engine:
+        return await engine.sweeps.list(SweepKind.RECONCILE, limit=50)
+
+
+@dataclass(frozen=True)
+class QueuedMinIO:
+    client: Minio
+    bucket: str
+
+
+@contextmanager
+def queued_minio(settings: Settings, home: Path) -> Iterator[QueuedMinIO]:
+    """A second MinIO (the stack's build) in the queued mode: a queue dir and synchronous events."""
+    port, bucket = free_port(), "queued"
+    env = {"MINIO_ROOT_USER": settings.s3.access_key, "MINIO_ROOT_PASSWORD": settings.s3.secret_key.get_secret_value(),
+           "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_API_SYNC_EVENTS": "on", "PATH": os.environ["PATH"],
+           "MINIO_NOTIFY_KAFKA_ENABLE_PRIMARY": "on",
+           "MINIO_NOTIFY_KAFKA_BROKERS_PRIMARY": settings.kafka.bootstrap_servers,
+           "MINIO_NOTIFY_KAFKA_TOPIC_PRIMARY": settings.kafka.events_topic,
+           "MINIO_NOTIFY_KAFKA_QUEUE_DIR_PRIMARY": str(home / "queue")}  # fmt: skip
+    (home / "queue").mkdir()
+    argv = [str(MinIO(settings).binary), "server", str(home / "data"), "--address", f"127.0.0.1:{port}", "--quiet",
+            "--console-address", f"127.0.0.1:{free_port()}"]  # fmt: skip
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # With MINIO_API_SYNC_EVENTS=on and a queue dir, the PUT succeeds once the event is on disk.
-        await asyncio.wait_for(put_bytes(s3, bucket, name, b"queued"), timeout=30)
+        s3 = settings.s3.model_copy(update={"endpoint": f"http://127.0.0.1:{port}", "buckets": [bucket]})
+        client = s3_client(s3, retries=0)
+        _wait_for(client)
+        ensure_buckets(client, [bucket])
+        ensure_notifications(client, s3)
+        yield QueuedMinIO(client, bucket)
     finally:
-        stack("up", "kafka")
+        process.terminate()
+        process.wait(30)
 
-    records = await events.read_until(_for_key(bucket, name), within=60)  # type: ignore[arg-type]
 
-    assert any(r.key == f"{bucket}/{name}".encode() for r in records), "the queued event never arrived"
+def _wait_for(client: Minio) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.list_buckets()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # not up yet
+        else:
+            return

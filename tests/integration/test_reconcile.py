@@ -260,7 +260,9 @@ async def test_a_sweep_whose_runner_died_resumes_from_its_cursor_and_starts_each
         assert await jobs_by_key(made.engine, bucket, keys) == dict.fromkeys(keys, 2)
 
 
-TWO_PIPELINES = CSV + """
+TWO_PIPELINES = (
+    CSV
+    + """
 [[pipeline]]
 name = "fingerprint"
 match = { suffixes = [".csv"] }
@@ -268,6 +270,7 @@ match = { suffixes = [".csv"] }
   name = "inspect"
   type = "inspect"
 """
+)
 
 
 def backfill_command(scoped: Settings, tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
@@ -351,9 +354,11 @@ async def test_the_api_queues_a_backfill_the_reconciler_runs_and_reports_its_pro
     bucket, keys = scoped.s3.buckets[0], [f"{prefix}api {i}.csv" for i in range(5)]
     await upload(s3, bucket, keys)
     buckets = json.dumps(scoped.s3.buckets)
-    with api_server(database.database, CONVEYOR_S3__BUCKETS=buckets) as api, api.client() as client, api.client(
-        READ_ONLY
-    ) as reader:
+    with (
+        api_server(database.database, CONVEYOR_S3__BUCKETS=buckets) as api,
+        api.client() as client,
+        api.client(READ_ONLY) as reader,
+    ):
         wanted = {"bucket": bucket, "prefix": prefix, "since": "2020-01-01T00:00:00"}
         assert reader.post("/api/backfills", json=wanted).status_code == 403
         for bad, field in (({"bucket": "nope"}, "bucket"), ({"bucket": bucket, "pipeline": "nope"}, "pipeline"),
@@ -436,6 +441,8 @@ async def test_a_handler_that_finds_its_object_gone_cancels_the_job_with_the_rea
             return all(j.status.is_final for j in jobs if j.source_key in keys)
 
         await wait_until(all_final, within=60, what="the jobs of the vanished objects final")
-        jobs = [j for j in await made.engine.list_jobs(JobFilter(source_bucket=bucket), limit=100) if j.source_key in keys]
+        jobs = [
+            j for j in await made.engine.list_jobs(JobFilter(source_bucket=bucket), limit=100) if j.source_key in keys
+        ]
         assert len(jobs) == 10 and deleted_jobs_say_so(jobs), jobs
         assert all(j.attempts == 1 for j in jobs if j.job_type == "csv.profile"), "never retried"
