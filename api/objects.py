@@ -51,7 +51,8 @@ async def object_story(
         bucket=bucket, key=key,
         events=[ObjectEventBody(event_id=e["id"], origin=e["origin"], event_name=e["event_name"],
                                 version_id=e["version_id"], sequencer=e["sequencer"], etag=e["etag"],
-                                size=e["size_bytes"], event_time=e["event_time"], received_at=e["received_at"]) for e in events],
+                                size=e["size_bytes"], event_time=e["event_time"], received_at=e["received_at"])
+                for e in events],
         jobs=[JobBody.of(j) for j in reversed(jobs)],
     )  # fmt: skip
 
