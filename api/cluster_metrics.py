@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -38,6 +39,11 @@ class ClusterMetrics:
         self.dead_letters_open = Gauge(
             "conveyor_dead_letters_open", "Dead letters not replayed yet.", registry=registry
         )
+        self.last_sweep = Gauge(
+            "conveyor_reconcile_last_complete_sweep_timestamp_seconds",
+            "When the last complete reconcile sweep of the bucket finished (Unix time; 0 before the first).",
+            ["bucket"], registry=registry,
+        )  # fmt: skip
         self.running_past_lease = Gauge(
             "conveyor_jobs_running_past_lease", "RUNNING jobs whose lease already lapsed (rescue pending).",
             registry=registry,
@@ -47,8 +53,11 @@ class ClusterMetrics:
 class ClusterMetricsRefresher:
     """``run_once()`` reads the figures once; ``run()`` repeats every ``interval_seconds``."""
 
-    def __init__(self, engine: Engine, metrics: ClusterMetrics, interval_seconds: float = 5.0) -> None:
-        self.engine, self.metrics, self.interval = engine, metrics, interval_seconds
+    def __init__(
+        self, engine: Engine, metrics: ClusterMetrics, interval_seconds: float = 5.0, *, buckets: Sequence[str] = ()
+    ) -> None:
+        """``buckets``: those the reconciler sweeps, each with the time of its last complete sweep."""
+        self.engine, self.metrics, self.interval, self.buckets = engine, metrics, interval_seconds, list(buckets)
         # Job types seen so far: their series stay, at 0, once their queue empties (no gaps on the dashboard).
         self._job_types: set[str] = set()
 
@@ -70,6 +79,15 @@ class ClusterMetricsRefresher:
         m.heartbeat_age.set(heartbeat_age)
         m.dead_letters_open.set(open_letters)
         m.running_past_lease.set(past_lease)
+        await self._sweeps()
+
+    async def _sweeps(self) -> None:
+        """Per bucket, its latest complete sweep (of any prefix): read from PostgreSQL, whichever process led."""
+        finished: dict[str, float] = dict.fromkeys(self.buckets, 0.0)
+        for (bucket, _), sweep in (await self.engine.sweeps.last_completed(self.buckets)).items():
+            finished[bucket] = max(finished[bucket], sweep.finished_at.timestamp())
+        for bucket, at in finished.items():
+            self.metrics.last_sweep.labels(bucket).set(at)
 
     async def run(self, stop: asyncio.Event) -> None:
         await every(self.interval, self.run_once, stop, name="cluster metrics")

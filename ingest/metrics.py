@@ -137,11 +137,6 @@ class ReconcileMetrics:
             "conveyor_reconcile_sweep_duration_seconds", "From a sweep's start to its completion.", ["kind"],
             buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400), registry=registry,
         )  # fmt: skip
-        self.last_complete = Gauge(
-            "conveyor_reconcile_last_complete_sweep_timestamp_seconds",
-            "When the last complete reconcile sweep of the bucket finished (Unix time).", ["bucket"],
-            registry=registry,
-        )  # fmt: skip
         self.backfill_remaining = Gauge(
             "conveyor_backfill_remaining_objects", "Objects the running backfills have yet to list.",
             registry=registry,
@@ -163,5 +158,6 @@ class ReconcileMetrics:
                 self.objects_listed.labels(bucket, kind)
                 self.objects_started.labels(bucket, kind)
         for kind in SWEEP_KINDS:
+            self.sweep_seconds.labels(kind)
             for outcome in SWEEP_OUTCOMES:
                 self.sweeps.labels(kind, outcome)

@@ -289,8 +289,6 @@ class SweepRunner:
         self.metrics.sweeps.labels(done.kind, "completed").inc()
         if done.started_at and done.finished_at:
             self.metrics.sweep_seconds.labels(done.kind).observe((done.finished_at - done.started_at).total_seconds())
-        if done.kind is SweepKind.RECONCILE and done.finished_at:
-            self.metrics.last_complete.labels(done.bucket).set(done.finished_at.timestamp())
         log.info("sweep %d (%s) of s3://%s/%s complete: %d listed, %d missing, %d started, %d jobs", done.id,
                  done.kind, done.bucket, done.prefix, done.objects_listed, done.objects_missing, done.objects_started,
                  done.jobs_created)  # fmt: skip

@@ -79,7 +79,8 @@ def _side_tasks(settings: Settings, context: ApiContext, stop: asyncio.Event) ->
     """The API's supervised side tasks: wake-ups for long polls, the cluster gauges, maintenance."""
     engine, registry, listener = context.engine, context.registry, context.listener
     assert listener is not None
-    refresher = ClusterMetricsRefresher(engine, ClusterMetrics(registry), settings.api.cluster_metrics_interval_seconds)
+    refresher = ClusterMetricsRefresher(engine, ClusterMetrics(registry), settings.api.cluster_metrics_interval_seconds,
+                                        buckets=settings.s3.buckets)  # fmt: skip
     # HTTP workers need rescuing too: the API campaigns for the maintenance leadership like every worker.
     maintenance = MaintenanceLeader(engine, settings.engine, MaintenanceMetrics(registry))
     side = Supervisor(task_failures_counter(registry))

@@ -5,12 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -18,16 +14,13 @@ from urllib.parse import unquote_plus
 from minio import Minio
 
 from conveyor import runtime
-from conveyor.bootstrap import ensure_buckets, ensure_notifications
+from conveyor.bootstrap import ensure_notifications
 from conveyor.db.records import SweepKind, SweepRow
 from conveyor.db.settings import PostgresSettings
-from conveyor.pipeline.storage.client import s3_client
 from conveyor.pipeline.storage.server_metrics import lost_notifications
 from conveyor.settings import Settings
-from conveyor.stack.minio import MinIO
 from tests import isolation
 from tests.conftest import stack, stack_status
-from tests.integration.api_server import free_port
 from tests.integration.conftest import (
     KafkaRecord,
     TopicReader,
@@ -39,6 +32,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.test_ingest import background_ingestor
 from tests.integration.test_reconcile import CSV, jobs_by_key, reconcile_settings, reconciler, sweep_until_idle, upload
+from tests.support.queued_minio import queued_minio
 
 AWKWARD = "deep/nested prefix/Q3 report+final (v2) 100% ünïcødé — 東京.csv"
 
@@ -156,48 +150,3 @@ async def _each_started(made: Any, bucket: str, keys: list[str]) -> bool:
 async def _sweeps(scoped: Settings) -> list[SweepRow]:
     async with runtime.open_engine(scoped) as engine:
         return await engine.sweeps.list(SweepKind.RECONCILE, limit=50)
-
-
-@dataclass(frozen=True)
-class QueuedMinIO:
-    client: Minio
-    bucket: str
-
-
-@contextmanager
-def queued_minio(settings: Settings, home: Path) -> Iterator[QueuedMinIO]:
-    """A second MinIO (the stack's build) in the queued mode: a queue dir and synchronous events."""
-    port, bucket = free_port(), "queued"
-    env = {"MINIO_ROOT_USER": settings.s3.access_key, "MINIO_ROOT_PASSWORD": settings.s3.secret_key.get_secret_value(),
-           "MINIO_BROWSER": "off", "MINIO_UPDATE": "off", "MINIO_API_SYNC_EVENTS": "on", "PATH": os.environ["PATH"],
-           "MINIO_NOTIFY_KAFKA_ENABLE_PRIMARY": "on",
-           "MINIO_NOTIFY_KAFKA_BROKERS_PRIMARY": settings.kafka.bootstrap_servers,
-           "MINIO_NOTIFY_KAFKA_TOPIC_PRIMARY": settings.kafka.events_topic,
-           "MINIO_NOTIFY_KAFKA_QUEUE_DIR_PRIMARY": str(home / "queue")}  # fmt: skip
-    (home / "queue").mkdir()
-    argv = [str(MinIO(settings).binary), "server", str(home / "data"), "--address", f"127.0.0.1:{port}", "--quiet",
-            "--console-address", f"127.0.0.1:{free_port()}"]  # fmt: skip
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        s3 = settings.s3.model_copy(update={"endpoint": f"http://127.0.0.1:{port}", "buckets": [bucket]})
-        client = s3_client(s3, retries=0)
-        _wait_for(client)
-        ensure_buckets(client, [bucket])
-        ensure_notifications(client, s3)
-        yield QueuedMinIO(client, bucket)
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
-def _wait_for(client: Minio) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.list_buckets()
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)  # not up yet
-        else:
-            return
