@@ -6,6 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from bench import delivery as delivery_bench
 from bench import e2e as e2e_bench
 from bench import engine as engine_bench
 from bench import ingest as ingest_bench
@@ -109,27 +110,23 @@ def e2e_section(settings: settings_module.Settings) -> report.Section:
     figures = e2e_bench.run(settings)
     section = report.Section("End to end: MinIO upload to processed results", "make bench (bench/e2e.py)")
     running, complete = e2e_bench.percentiles(figures.to_running_ms), e2e_bench.percentiles(figures.to_complete_ms)
+    section.figures["to_running_p50"], section.figures["to_running_p99"] = running[0], running[2]
     section.text(
-        f"`conveyor run` (ingest, 2 autoscaled workers of concurrency 8, API) on the local stack. Light load: "
-        f"{len(figures.to_running_ms)} small CSV uploads, one every 100 ms; each starts 3 jobs (checksum → inspect, "
-        "csv.profile). Times from the PUT returning, read from the jobs' database timestamps."
+        f"`conveyor run` (ingest, 2 autoscaled workers of concurrency 8, API) on the local stack, MinIO in the "
+        f"default mode (no queue dir, asynchronous events). Light load: {len(figures.to_running_ms)} small CSV "
+        "uploads, one every 100 ms; each starts 3 jobs (checksum → inspect, csv.profile). Times from the PUT "
+        "returning, read from the jobs' database timestamps."
     )
     recorded = e2e_bench.percentiles(figures.to_recorded_ms)
     inside = e2e_bench.percentiles(figures.recorded_to_running_ms)
+    met = "met" if running[0] <= 25 and running[2] <= 100 else "**missed**"
     section.table(
         ["light load", "p50 ms", "p95 ms", "p99 ms", "target"],
-        [["PUT → first job RUNNING", *(f"{v:.0f}" for v in running), "p50 ≤ 100, p99 ≤ 500"],
+        [["PUT → first job RUNNING", *(f"{v:.0f}" for v in running), f"p50 ≤ 25, p99 ≤ 100: {met}"],
          ["PUT → pipeline COMPLETED", *(f"{v:.0f}" for v in complete), "-"],
          ["of which PUT → event recorded by ingest (MinIO → Kafka → ingest)", *(f"{v:.0f}" for v in recorded), "-"],
          ["of which event recorded → first job RUNNING (conveyor)", *(f"{v:.0f}" for v in inside), "-"]],
     )  # fmt: skip
-    section.text(
-        "The p50 and p99 targets to first RUNNING are missed, and the breakdown says where: MinIO, with the "
-        "queue dir that makes its notifications survive a Kafka outage, writes each event to disk and sends "
-        "the queue from a loop that lists it every 3 s (`retryInterval` in MinIO's `internal/store/store.go`), "
-        "so an event waits 0-3 s before it reaches Kafka. From the event's arrival in conveyor to the first "
-        "job running is the last row. Dropping the queue dir would remove the wait and the durability with it."
-    )
     section.text(
         f"Sustained: {figures.sustained_uploads:,} uploads from 8 threads, first PUT to last pipeline completed: "
         f"**{figures.sustained_rate:,.0f} uploads/s** ({figures.sustained_seconds:.1f} s; "
@@ -138,6 +135,78 @@ def e2e_section(settings: settings_module.Settings) -> report.Section:
     for image in e2e_bench.plot(figures):
         section.text(f"![{image}]({image})")
     return section
+
+
+def delivery_section(settings: settings_module.Settings, default_running: tuple[float, float] | None) -> report.Section:
+    section = report.Section("Delivery and completeness: modes, a Kafka outage, backfills, sweeps",
+                             "make bench (bench/delivery.py)")  # fmt: skip
+    _put_latency(section, delivery_bench.put_latency(settings))
+    _queued_mode(section, delivery_bench.queued_light_load(settings), default_running)
+    _outage(section, delivery_bench.kafka_outage(settings))
+    _backfill(section, delivery_bench.backfill(settings))
+    _sweep(section, delivery_bench.sweep(settings))
+    return section
+
+
+def _put_latency(section: report.Section, figures: dict[str, delivery_bench.PutLatency]) -> None:
+    rows = []
+    for mode, f in figures.items():
+        up, down = delivery_bench.median(f.up_ms), delivery_bench.median(f.down_ms)
+        rows.append([mode, f"{up:,.1f}", f"{max(f.up_ms):,.1f}", f"{down:,.1f}", f"{max(f.down_ms):,.1f}",
+                     f"×{down / up:,.1f}"])  # fmt: skip
+    section.text("PUT latency of a small object, Kafka up (20 PUTs) and SIGKILLed (10 PUTs), in the default mode "
+                 "(the stack's MinIO) and the queued mode (a second MinIO with a queue dir and "
+                 "`MINIO_API_SYNC_EVENTS=on`), side by side in one run.")  # fmt: skip
+    section.table(["mode", "up p50 ms", "up max ms", "Kafka down p50 ms", "Kafka down max ms", "down / up"], rows)
+
+
+def _queued_mode(section: report.Section, queued: list[float], default_running: tuple[float, float] | None) -> None:
+    q = e2e_bench.percentiles(queued)
+    rows = [["queued (queue dir, sync events)", f"{q[0]:,.0f}", f"{q[1]:,.0f}", f"{q[2]:,.0f}"]]
+    if default_running is not None:
+        rows.insert(0, ["default (this run's e2e section)", f"{default_running[0]:,.0f}", "-",
+                        f"{default_running[1]:,.0f}"])  # fmt: skip
+    section.text(f"PUT → first job RUNNING at light load through `conveyor run` ({len(queued)} uploads in the "
+                 "queued mode, against the second MinIO): MinIO sends its queue on a fixed 3 s tick.")  # fmt: skip
+    section.table(["MinIO mode", "p50 ms", "p95 ms", "p99 ms"], rows)
+
+
+def _outage(section: report.Section, o: delivery_bench.Outage) -> None:
+    bound = 30 + 300  # the default grace window plus the default sweep interval
+    once = o.pipelines_per_upload.get(1, 0)
+    section.text(
+        f"Kafka SIGKILLed for {o.kafka_down_seconds:.0f} s while {o.uploads:,} uploads arrived at a steady rate "
+        f"(`conveyor run`, default mode and reconciler settings). Uploads whose pipelines ran exactly once: "
+        f"**{once:,} of {o.uploads:,}** (per upload: {dict(o.pipelines_per_upload)}). The last pipeline completed "
+        f"**{o.settled_after_seconds:,.0f} s** after Kafka was back, against a bound of {bound} s (one grace "
+        f"window plus one sweep interval): ×{o.settled_after_seconds / bound:.2f} of it. Sweeps found "
+        f"**{o.found_missing:,}** objects missing; MinIO reported **{o.minio_failed:,.0f}** failed sends "
+        f"({o.early_sweeps} early sweeps)."
+    )
+
+
+def _backfill(section: report.Section, b: delivery_bench.Backfill) -> None:
+    seconds = b.first_seconds + b.resumed_seconds
+    section.text(
+        f"`conveyor backfill` of {b.objects:,} existing CSVs (2 jobs each), SIGKILLed after listing "
+        f"{b.killed_at_listed:,} and started again: {b.objects_started:,} objects started, objects by job count "
+        f"{dict(b.jobs_per_object)}; **{b.objects / seconds:,.0f} objects/s** over both runs ({seconds:.1f} s, the "
+        f"lease wait between them excluded). The same S3 requests alone (list, HEAD each, 8 at a time): "
+        f"{b.bare_seconds:.1f} s, so the backfill ran at ×{b.bare_seconds / seconds:.2f} of that floor. A second "
+        f"backfill started {b.second_run_started} objects in {b.second_run_seconds:.1f} s."
+    )
+
+
+def _sweep(section: report.Section, s: delivery_bench.Sweep) -> None:
+    section.text(
+        f"A reconcile sweep over **{s.objects:,}** recorded objects with nothing missing: **{s.sweep_seconds:.1f} s** "
+        f"({s.objects / s.sweep_seconds:,.0f} objects/s, {s.pages} pages, {s.list_requests} LIST requests, "
+        f"{s.missing} missing), costing **{s.transactions:,} PostgreSQL transactions** "
+        f"({s.transactions / max(s.pages, 1):.1f} per page: one lookup of the page, one write of its cursor). "
+        f"Listing the same objects alone took {s.bare_list_seconds:.1f} s: the sweep ran at "
+        f"×{s.bare_list_seconds / s.sweep_seconds:.2f} of it. Recording them first (a backfill whose rules start "
+        f"nothing: list, HEAD each, record) took {s.record_seconds:.1f} s."
+    )
 
 
 async def _peer_database(settings: settings_module.Settings) -> str:
@@ -157,8 +226,13 @@ async def main(selected: list[str]) -> None:
         sections.append(await ingest_section(settings))
     if not selected or "worker" in selected:
         sections.append(await worker_section(settings, engine_best))
+    default_running: tuple[float, float] | None = None
     if not selected or "e2e" in selected:
-        sections.append(await asyncio.to_thread(e2e_section, settings))
+        e2e = await asyncio.to_thread(e2e_section, settings)
+        default_running = e2e.figures["to_running_p50"], e2e.figures["to_running_p99"]
+        sections.append(e2e)
+    if not selected or "delivery" in selected:
+        sections.append(await asyncio.to_thread(delivery_section, settings, default_running))
     for section in sections:
         print(section.render())
     if not selected:

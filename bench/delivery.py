@@ -35,6 +35,7 @@ from conveyor.db.connection import connect
 from conveyor.db.records import SweepKind, SweepRow
 from conveyor.db.sql import parse
 from conveyor.pipeline.storage.client import s3_client
+from conveyor.pipeline.storage.listing import list_page
 from conveyor.pipeline.storage.server_metrics import lost_notifications
 from conveyor.settings import Settings
 from tests import isolation
@@ -88,6 +89,8 @@ class Outage:
 @dataclass(frozen=True)
 class Backfill:
     objects: int
+    #: The same I/O without conveyor: listing every object and a HEAD of each, 8 at a time.
+    bare_seconds: float
     killed_at_listed: int
     first_seconds: float
     resumed_seconds: float
@@ -100,6 +103,8 @@ class Backfill:
 @dataclass(frozen=True)
 class Sweep:
     objects: int
+    #: Listing the same objects page by page without conveyor (the sweep's own S3 requests).
+    bare_list_seconds: float
     record_seconds: float
     sweep_seconds: float
     pages: int
@@ -196,6 +201,7 @@ def backfill(settings: Settings, objects: int = 10_000) -> Backfill:
         client = s3_client(settings.s3)
         _upload_many(client, bucket, [f"{i:06d}.csv" for i in range(objects)])
         try:
+            bare = bare_list_and_head(client, bucket)
             started = time.monotonic()
             first = _backfill(env, bucket)
             listed = _kill_when_listed(settings, database, first, objects // 2)
@@ -213,7 +219,7 @@ def backfill(settings: Settings, objects: int = 10_000) -> Backfill:
         finally:
             isolation.remove_buckets(client, [bucket])
             asyncio.run(_drop(settings, database))
-    return Backfill(objects, listed, first_seconds, resumed_seconds, done.objects_started, jobs,
+    return Backfill(objects, bare, listed, first_seconds, resumed_seconds, done.objects_started, jobs,
                     second.objects_started, second_seconds)  # fmt: skip
 
 
@@ -224,6 +230,7 @@ def sweep(settings: Settings, objects: int = 100_000) -> Sweep:
         client = s3_client(settings.s3)
         _upload_many(client, bucket, [f"{i // 1000:03d}/{i:07d}.bin" for i in range(objects)], threads=16)
         try:
+            bare = bare_list(client, bucket)
             started = time.monotonic()
             _finished(_backfill(env, bucket, CONVEYOR_RECONCILE__MAX_PAGES_PER_SECOND="1000"))
             record_seconds = time.monotonic() - started
@@ -231,7 +238,31 @@ def sweep(settings: Settings, objects: int = 100_000) -> Sweep:
         finally:
             isolation.remove_buckets(client, [bucket])
             asyncio.run(_drop(settings, database))
-    return Sweep(objects, record_seconds, *figures)
+    return Sweep(objects, bare, record_seconds, *figures)
+
+
+def bare_list(client: Minio, bucket: str) -> float:
+    """Seconds to list the bucket in pages of 1,000, as the sweep does, with nothing else."""
+    started, cursor = time.monotonic(), None
+    while True:
+        page = list_page(client, bucket, prefix="", after=cursor, limit=1000, versions=False)
+        if page.cursor is None:
+            return time.monotonic() - started
+        cursor = page.cursor
+
+
+def bare_list_and_head(client: Minio, bucket: str) -> float:
+    """Seconds to list the bucket and HEAD every object, 8 at a time: a backfill's S3 requests alone."""
+    started, cursor, keys = time.monotonic(), None, []
+    while True:
+        page = list_page(client, bucket, prefix="", after=cursor, limit=1000, versions=False)
+        keys += [o.key for o in page.objects]
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: client.stat_object(bucket, key), keys))
+    return time.monotonic() - started
 
 
 async def _measured_sweep(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from conveyor.db.connection import Connection, translate_errors
 from conveyor.db.records import CompletedSweep, NewSweep, SweepKind, SweepPage, SweepRow, SweepStatus, WatchedBucket
@@ -100,3 +101,10 @@ async def last_completed(conn: Connection, buckets: Sequence[str]) -> dict[tuple
     with translate_errors():
         rows = await conn.fetch(QUERIES["sweep_last_completed"], list(buckets))
     return {(r["bucket"], r["prefix"]): CompletedSweep(r["started_at"], r["finished_at"]) for r in rows}
+
+
+async def prune(conn: Connection, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` sweeps finished before ``before`` (each target's last completed one stays)."""
+    with translate_errors():
+        status = await conn.execute(QUERIES["sweeps_prune"], before, limit)
+    return int(status.split()[-1])

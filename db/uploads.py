@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from conveyor.db.connection import Connection, translate_errors
 from conveyor.db.records import ListedObject, NewUpload, ObjectVersion, RecordedUpload, Removal
@@ -69,3 +70,10 @@ async def get(conn: Connection, bucket: str, key: str, version_id: str = "") -> 
     with translate_errors():
         row = await conn.fetchrow(QUERIES["upload_get"], bucket, key, version_id)
     return None if row is None else dict(row)
+
+
+async def prune_removed(conn: Connection, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` tombstones of objects removed before ``before``."""
+    with translate_errors():
+        status = await conn.execute(QUERIES["uploads_prune_removed"], before, limit)
+    return int(status.split()[-1])

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 SWEEP_TOPIC = "conveyor.sweep"
 PUT = "s3:ObjectCreated:Put"
 MULTIPART = "s3:ObjectCreated:CompleteMultipartUpload"
+#: The coarsest time a listing's LastModified may carry.
+LISTING_PRECISION = timedelta(seconds=1)
 #: HEAD requests in flight at once for a page's new objects.
 HEAD_CONCURRENCY = 8
 
@@ -179,6 +181,9 @@ class SweepRunner:
         # a backfill takes every object: one whose notification is in flight still starts once.
         grace = self.settings.grace_seconds if sweep.kind is SweepKind.RECONCILE else 0.0
         horizon = datetime.now(UTC) - timedelta(seconds=grace)
+        # Listings may state times in whole seconds (AWS, versitygw): an object written in the second the
+        # watch began belongs to the watch.
+        floor = floor - LISTING_PRECISION if floor is not None else None
         eligible = [o for o in page.objects if o.modified_at <= horizon and (floor is None or o.modified_at >= floor)]
         recorded = await self.engine.sweeps.recorded(
             sweep.bucket, eligible, tolerance_seconds=self.ingest.same_upload_tolerance_seconds

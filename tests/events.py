@@ -23,10 +23,15 @@ def minio_message(
     return _dump({"EventName": event_name, "Key": f"{bucket}/{key}", "Records": [record]})
 
 
-def aws_message(bucket: str, key: str, *, sequencer: str | None = None, size: int = 10) -> bytes:
+def aws_message(
+    bucket: str, key: str, *, sequencer: str | None = None, size: int = 10, etag: str = "abc",
+    event_time: str | None = None,
+) -> bytes:  # fmt: skip
     """AWS's shape: no wrapper, event names without "s3:", the key URL-encoded (space as '+', '/' kept)."""
     escaped = quote_plus(key, safe="/")
-    record = _record(bucket, escaped, "ObjectCreated:Put", size, "abc", sequencer, None, "aws:s3")
+    record = _record(bucket, escaped, "ObjectCreated:Put", size, etag, sequencer, None, "aws:s3")
+    if event_time is not None:
+        record["eventTime"] = event_time
     return _dump({"Records": [record]})
 
 

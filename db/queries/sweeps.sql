@@ -89,3 +89,15 @@ SELECT DISTINCT ON (bucket, prefix) bucket, prefix, started_at, finished_at
 FROM sweeps
 WHERE kind = 'reconcile' AND status = 'COMPLETED' AND bucket = ANY ($1::text[])
 ORDER BY bucket, prefix, finished_at DESC;
+
+-- name: sweeps_prune
+-- Delete up to $2 sweeps finished before $1, except the last completed one of each (kind, bucket, prefix):
+-- the reconciler times the next sweep from it.
+DELETE FROM sweeps
+WHERE id IN (
+    SELECT s.id FROM sweeps s
+    WHERE s.finished_at < $1::timestamptz
+      AND s.id NOT IN (SELECT DISTINCT ON (kind, bucket, prefix) id FROM sweeps WHERE status = 'COMPLETED'
+                       ORDER BY kind, bucket, prefix, finished_at DESC)
+    LIMIT $2
+);

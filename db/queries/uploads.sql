@@ -73,3 +73,11 @@ RETURNING u.object_key, u.version_id, u.event_id, a.pipelines AS added;
 -- name: upload_get
 -- The recorded upload of object version ($1 bucket, $2 key, $3 version id), if any.
 SELECT * FROM uploads WHERE bucket = $1 AND object_key = $2 AND version_id = $3;
+
+-- name: uploads_prune_removed
+-- Delete up to $2 tombstones of objects removed before $1 (older than any notification Kafka can still
+-- redeliver: the same bound as the recorded events').
+DELETE FROM uploads
+WHERE (bucket, object_key, version_id) IN (
+    SELECT bucket, object_key, version_id FROM uploads WHERE removed_at < $1::timestamptz LIMIT $2
+);

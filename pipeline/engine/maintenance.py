@@ -15,6 +15,8 @@ from datetime import datetime
 from conveyor.db import events as event_queries
 from conveyor.db import jobs as job_queries
 from conveyor.db import leadership
+from conveyor.db import sweeps as sweep_queries
+from conveyor.db import uploads as upload_queries
 from conveyor.db import workers as worker_queries
 from conveyor.db.connection import Connection, Pool, acquire, give_back, hold
 from conveyor.db.errors import ServiceUnavailable
@@ -38,6 +40,8 @@ class PruneReport:
     health_logs: int
     workers: int
     events: int = 0
+    sweeps: int = 0
+    tombstones: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,8 +53,9 @@ class PruneBefore:
     health_logs: datetime
     workers: datetime
     limit: int
-    #: None: recorded events are kept forever.
+    #: None: recorded events (and the tombstones of removed objects) are kept forever.
     events: datetime | None = None
+    sweeps: datetime | None = None
 
 
 class MaintenanceVerbs:
@@ -85,17 +90,21 @@ class MaintenanceVerbs:
             await job_queries.expire_leases_of_workers(conn, lost, now=self._now())
 
     async def prune(self, before: PruneBefore) -> PruneReport:
-        """Delete one batch each of old finished jobs, health samples and long-gone workers."""
+        """Delete one batch each of old finished jobs, health samples, long-gone workers, and (when set)
+        recorded events with removed objects' tombstones, and finished sweeps."""
         async with acquire(self._pool) as conn:
             jobs = await job_queries.prune(
                 conn, finished_before=before.finished, failed_before=before.failed, limit=before.limit
             )
             health = await worker_queries.prune_health(conn, before=before.health_logs, limit=before.limit)
             workers = await worker_queries.prune(conn, before=before.workers, limit=before.limit)
-            events = 0
+            events = tombstones = sweeps = 0
             if before.events is not None:
                 events = await event_queries.prune(conn, before=before.events, limit=before.limit)
-        return PruneReport(jobs, health, workers, events)
+                tombstones = await upload_queries.prune_removed(conn, before=before.events, limit=before.limit)
+            if before.sweeps is not None:
+                sweeps = await sweep_queries.prune(conn, before=before.sweeps, limit=before.limit)
+        return PruneReport(jobs, health, workers, events, sweeps, tombstones)
 
     def leadership(self, name: str) -> Leadership:
         """The lock that elects the one process doing ``name`` (e.g. "maintenance") in this database."""

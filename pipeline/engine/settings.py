@@ -38,6 +38,8 @@ class RetentionSettings(BaseModel):
     #: their jobs are gone; None keeps them forever. It must exceed the events topic's retention: ingest
     #: refuses to start otherwise, so no offset Kafka can redeliver ever finds its event forgotten.
     events_after_seconds: float | None = Field(None, gt=0)
+    #: Finished sweeps and backfills (their progress records); each target's last complete sweep stays.
+    sweeps_after_seconds: float = Field(7 * 24 * 3600, gt=0)
     batch_size: int = Field(1000, ge=1)
     interval_seconds: float = Field(60.0, gt=0)
 

@@ -34,15 +34,18 @@ class Pruner:
                 workers=now - timedelta(seconds=s.stopped_workers_after_seconds),
                 limit=s.batch_size,
                 events=now - timedelta(seconds=s.events_after_seconds) if s.events_after_seconds else None,
+                sweeps=now - timedelta(seconds=s.sweeps_after_seconds),
             )
         )
-        if report.jobs or report.health_logs or report.workers or report.events:
-            log.info("pruned %d jobs, %d health samples, %d workers, %d events", report.jobs, report.health_logs,
-                     report.workers, report.events)  # fmt: skip
+        if any((report.jobs, report.health_logs, report.workers, report.events, report.sweeps, report.tombstones)):
+            log.info("pruned %d jobs, %d health samples, %d workers, %d events, %d sweeps, %d tombstones",
+                     report.jobs, report.health_logs, report.workers, report.events, report.sweeps,
+                     report.tombstones)  # fmt: skip
         return report
 
     def full_batch(self, report: PruneReport) -> bool:
-        return max(report.jobs, report.health_logs, report.workers, report.events) >= self.settings.batch_size
+        counts = (report.jobs, report.health_logs, report.workers, report.events, report.sweeps, report.tombstones)
+        return max(counts) >= self.settings.batch_size
 
     async def run(self, stop: asyncio.Event) -> None:
         await every(self.settings.interval_seconds, self.run_once, stop, name="retention", jitter=0.2,

@@ -12,6 +12,7 @@ from itertools import islice
 
 from minio import Minio
 from minio.datatypes import Object
+from minio.error import S3Error
 
 from conveyor.db.records import ListedObject
 from conveyor.pipeline.engine.errors import ObjectMissing
@@ -19,6 +20,8 @@ from conveyor.pipeline.storage.client import translate_s3_errors
 
 #: minio-py's spelling of an unversioned object's version in a version listing.
 NULL_VERSION = "null"
+#: What servers without versioning answer to GetBucketVersioning.
+VERSIONING_UNSUPPORTED_CODES = frozenset({"VersioningNotConfigured", "NotImplemented"})
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,17 @@ class ObjectDetails:
 
 
 def is_versioned(client: Minio, bucket: str) -> bool:
-    """Whether the bucket keeps versions (enabled, or suspended with versions kept)."""
+    """Whether the bucket keeps versions (enabled, or suspended with versions kept).
+
+    A server without versioning (versitygw's default gateway) answers with an error: not versioned.
+    """
     with translate_s3_errors(f"reading the versioning of {bucket}"):
-        status = client.get_bucket_versioning(bucket).status
+        try:
+            status = client.get_bucket_versioning(bucket).status
+        except S3Error as exc:
+            if exc.code in VERSIONING_UNSUPPORTED_CODES:
+                return False
+            raise
     return status in {"Enabled", "Suspended"}
 
 

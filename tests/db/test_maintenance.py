@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
-from conveyor.db.records import JobStatus
+from conveyor.db.records import JobStatus, NewSweep, Removal, SweepKind, SweepStatus
 from conveyor.pipeline.engine import Engine, Failure
 from conveyor.pipeline.engine.dag import JobSpec
 from conveyor.pipeline.engine.settings import RetentionSettings
@@ -55,3 +56,30 @@ async def test_queue_depth_counts_live_jobs_by_status_and_type(engine: Engine, c
     assert depth[(JobStatus.PENDING, "a")].jobs == 3
     assert depth[(JobStatus.PENDING, "a")].oldest_ready_seconds == 30
     assert depth[(JobStatus.RUNNING, "b")].jobs == 1
+
+
+async def test_finished_sweeps_and_old_tombstones_are_pruned_but_each_targets_last_sweep_stays(
+    engine: Engine, clock: FakeClock
+) -> None:
+    finished = []
+    for status in (SweepStatus.COMPLETED, SweepStatus.COMPLETED, SweepStatus.FAILED, SweepStatus.COMPLETED):
+        sweep = await engine.sweeps.create(NewSweep(kind=SweepKind.RECONCILE, bucket="b", reason="interval"))
+        await engine.sweeps.claim(sweep.id, owner="me", lease_seconds=30)
+        done = await engine.sweeps.finish(sweep.id, owner="me", status=status)
+        assert done is not None
+        finished.append(done)
+    other = await engine.sweeps.create(NewSweep(kind=SweepKind.RECONCILE, bucket="other", reason="interval"))
+    await engine.sweeps.claim(other.id, owner="me", lease_seconds=30)
+    await engine.sweeps.finish(other.id, owner="me", status=SweepStatus.COMPLETED)
+    removed_at = datetime.now(UTC)
+    async with engine.transaction() as tx:
+        await tx.record_removals([Removal(bucket="b", key="gone", version_id="", any_version=False,
+                                          removed_at=removed_at, message="object removed")])  # fmt: skip
+
+    pruner = Pruner(engine, RetentionSettings(events_after_seconds=3600))
+    assert (await pruner.run_once()).sweeps == 0, "a week has not passed"
+    clock.now = removed_at + timedelta(days=8)
+    report = await pruner.run_once()
+    assert (report.sweeps, report.tombstones) == (3, 1)
+    kept = {s.id for s in await engine.sweeps.list(SweepKind.RECONCILE)}
+    assert kept == {finished[-1].id, other.id}, "each target's last complete sweep times the next one"

@@ -97,11 +97,19 @@ async def test_kafka_killed_drops_minios_events_and_the_reconciler_starts_each_u
                                  what="the dropped uploads started by a sweep")  # fmt: skip
             finally:
                 running.cancel()
+            early = [s for s in await _sweeps(scoped) if s.reason.startswith("requested:")]
+            missing = sum(s.objects_missing for s in early)
+
+            # MinIO counts a send as failed only when its producer gives up, which may come after the sweep;
+            # a send still pending when Kafka returned is delivered late instead (one upload, two events).
+            async def accounted() -> bool:
+                lost = lost_notifications(scoped.s3, scoped.reconcile.server_metrics_path) - lost_before
+                late: float = ingestor.metrics.same_upload._value.get()
+                return lost + late == missing
+
+            await wait_until(accounted, within=60, what="MinIO's failed sends and late events to add up")
         lost = lost_notifications(scoped.s3, scoped.reconcile.server_metrics_path) - lost_before
-        sweeps = await _sweeps(scoped)
-        early = [s for s in sweeps if s.reason.startswith("requested:")]
-        assert early and sum(s.objects_missing for s in early) == len(during) == lost, (lost, early)
-        assert ingestor.metrics.same_upload._value.get() == 0
+        assert early and 0 < missing <= len(during) and lost > 0, (lost, early)
         records = await events.read_until(_for_key(queued.bucket, "queued.txt"), within=60)  # type: ignore[arg-type]
         assert any(r.key == f"{queued.bucket}/queued.txt".encode() for r in records), "the queued mode lost it"
 

@@ -28,6 +28,7 @@ from conveyor.pipeline.storage.client import s3_client
 from tests.conftest import stack_status
 from tests.integration.conftest import put_bytes
 from tests.integration.test_ingest import running_ingestor
+from tests.integration.test_reconcile import CSV, jobs_by_key, reconcile_settings, reconciler, sweep_until_idle, upload
 
 SECOND_STACK = {
     "CONVEYOR_POSTGRES__PORT": "15632",
@@ -179,6 +180,32 @@ def test_the_upload_flow_works_with_versitygw_as_the_s3_server(cli: Cli) -> None
 
     jobs = asyncio.run(upload_and_ingest())
     assert jobs == [("csv", "profile", name), ("fingerprint", "checksum", name), ("fingerprint", "inspect", name)]
+
+
+def test_the_reconciler_sweeps_versitygw_and_its_late_events_start_nothing(cli: Cli) -> None:
+    """versitygw (plain S3 records, no MinIO metrics): a sweep starts each upload, its events come late."""
+    prefix = f"{uuid.uuid4().hex[:8]}/"
+    settings = reconcile_settings(cli.settings(), prefix, server_metrics_path="")
+    cli("migrate")
+    cli("bootstrap")
+    keys = [f"{prefix}swept {i} ü+.csv" for i in range(3)]
+
+    async def sweep_then_ingest() -> tuple[dict[str, int], float]:
+        async with reconciler(settings, CSV) as made:
+            await made.engine.sweeps.watch([settings.s3.buckets[0]])
+            await upload(s3_client(settings.s3), settings.s3.buckets[0], keys)
+            await sweep_until_idle(made)
+            swept = await jobs_by_key(made.engine, settings.s3.buckets[0], keys)
+            async with running_ingestor(settings) as ingestor:
+                for _ in range(100):
+                    await ingestor.run_once(timeout_ms=200)
+                    if ingestor.metrics.same_upload._value.get() >= len(keys):
+                        break
+            assert await jobs_by_key(made.engine, settings.s3.buckets[0], keys) == swept, "late events started more"
+            return swept, ingestor.metrics.same_upload._value.get()
+
+    swept, late = asyncio.run(sweep_then_ingest())
+    assert swept == dict.fromkeys(keys, 2) and late == len(keys)
 
 
 #: A long-lived process that starts PostgreSQL itself and lives on, as `conveyor run` does.

@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from conveyor import settings as settings_module
+from conveyor.stack.minio import MinIO
+from conveyor.stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,9 +47,15 @@ def test_minio_publishes_where_conveyor_reads(
     assert minio["MINIO_ROOT_PASSWORD"] == compose_settings.s3.secret_key.get_secret_value()
     assert minio["MINIO_NOTIFY_KAFKA_TOPIC_PRIMARY"] == compose_settings.kafka.events_topic
     assert minio["MINIO_NOTIFY_KAFKA_BROKERS_PRIMARY"] == compose_settings.kafka.bootstrap_servers
-    assert minio["MINIO_API_SYNC_EVENTS"] == "on"
-    assert minio["MINIO_NOTIFY_KAFKA_QUEUE_DIR_PRIMARY"]
     assert compose_settings.s3.notification_arn == "arn:minio:sqs::PRIMARY:kafka"
+
+
+def test_compose_runs_minio_in_the_native_stacks_delivery_mode(compose: dict[str, Any]) -> None:
+    """The default mode in both: no queue dir and asynchronous events (the reconciler fills the gaps)."""
+    minio = compose["services"]["minio"]["environment"]
+    native = MinIO(settings_module.Settings()).spec().env
+    for variable in ("MINIO_API_SYNC_EVENTS", "MINIO_NOTIFY_KAFKA_QUEUE_DIR_PRIMARY"):
+        assert (variable in minio) is (variable in native) is False
 
 
 def test_postgres_credentials_match(compose: dict[str, Any], compose_settings: settings_module.Settings) -> None:
@@ -94,3 +102,9 @@ def test_conveyor_processes_run_as_users_run_them(compose: dict[str, Any]) -> No
     assert services["api"]["command"][:2] == ["conveyor", "api"]
     for name in ("ingest", "worker", "api", "setup"):
         assert services[name]["environment"] == compose["x-conveyor-env"], name
+
+
+def test_the_queued_mode_is_a_setting_of_the_native_stack() -> None:
+    queued = settings_module.Settings(stack=StackSettings(minio_queue_dir=True, minio_sync_events=True))
+    env = MinIO(queued).spec().env
+    assert env["MINIO_API_SYNC_EVENTS"] == "on" and env["MINIO_NOTIFY_KAFKA_QUEUE_DIR_PRIMARY"].endswith("queue")
