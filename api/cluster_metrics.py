@@ -85,7 +85,8 @@ class ClusterMetricsRefresher:
         """Per bucket, its latest complete sweep (of any prefix): read from PostgreSQL, whichever process led."""
         finished: dict[str, float] = dict.fromkeys(self.buckets, 0.0)
         for (bucket, _), sweep in (await self.engine.sweeps.last_completed(self.buckets)).items():
-            finished[bucket] = max(finished[bucket], sweep.finished_at.timestamp())
+            if sweep.finished_at is not None:
+                finished[bucket] = max(finished[bucket], sweep.finished_at.timestamp())
         for bucket, at in finished.items():
             self.metrics.last_sweep.labels(bucket).set(at)
 

@@ -42,22 +42,11 @@ from tests import isolation
 from tests.conftest import stack, stack_status
 from tests.e2e.system import expected_steps, running_system
 from tests.integration.conftest import put_bytes
+from tests.integration.test_ingest import CSV_ONLY as CSV_RULES
 from tests.support.queued_minio import queued_minio
 
 STATS = parse((Path(__file__).parent / "stats.sql").read_text(), origin="bench/stats.sql")
 ROWS = b"id,v\n1,2\n"
-CSV_RULES = """
-[[pipeline]]
-name = "csv"
-match = { suffixes = [".csv"] }
-  [[pipeline.jobs]]
-  name = "profile"
-  type = "csv.profile"
-  [[pipeline.jobs]]
-  name = "sum"
-  type = "checksum"
-  depends_on = ["profile"]
-"""
 NO_RULES = """
 [[pipeline]]
 name = "never"

@@ -423,8 +423,12 @@ class SweepPage:
 
 
 class CompletedSweep(NamedTuple):
-    started_at: datetime
-    finished_at: datetime
+    """A target's sweep history: its last complete sweep (None before one), and when its latest sweep
+    ended FAILED, if it did (the next is retried after a pause)."""
+
+    started_at: datetime | None
+    finished_at: datetime | None
+    failed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

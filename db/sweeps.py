@@ -97,10 +97,15 @@ async def list_sweeps(conn: Connection, kind: SweepKind, *, before: int | None, 
 
 
 async def last_completed(conn: Connection, buckets: Sequence[str]) -> dict[tuple[str, str], CompletedSweep]:
-    """Per (bucket, prefix), the last complete reconcile sweep's start and finish."""
+    """Per (bucket, prefix) swept before, its last complete reconcile sweep, and whether the latest failed."""
     with translate_errors():
         rows = await conn.fetch(QUERIES["sweep_last_completed"], list(buckets))
-    return {(r["bucket"], r["prefix"]): CompletedSweep(r["started_at"], r["finished_at"]) for r in rows}
+    return {
+        (r["bucket"], r["prefix"]): CompletedSweep(
+            r["started_at"], r["finished_at"], r["last_finished_at"] if r["last_status"] == "FAILED" else None
+        )
+        for r in rows
+    }
 
 
 async def prune(conn: Connection, *, before: datetime, limit: int) -> int:

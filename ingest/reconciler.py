@@ -37,6 +37,8 @@ from conveyor.pipeline.storage.settings import S3Settings
 log = logging.getLogger(__name__)
 
 LEADERSHIP = "reconciler"
+#: After a failed sweep, the next attempt waits this long (or the interval, if shorter).
+FAILED_RETRY_SECONDS = 60.0
 
 
 def runner_name() -> str:
@@ -98,14 +100,21 @@ class Reconciler:
         """Why the target must be swept now (None: it need not). A requested sweep waits out the grace
         window first, so the notifications still in flight arrive before it looks."""
         grace = timedelta(seconds=self.settings.grace_seconds)
+        if last is not None and last.failed_at is not None and now < last.failed_at + self._retry_after:
+            return None  # the last one failed (an S3 error, logged): not again at every turn
         requested = watched.sweep_requested_at
-        if requested is not None and (last is None or requested > last.started_at) and now >= requested + grace:
+        swept_from = last.started_at if last is not None else None
+        if requested is not None and (swept_from is None or requested > swept_from) and now >= requested + grace:
             return f"requested: {watched.request_reason}"
-        if last is None:
+        if last is None or last.finished_at is None:
             return "first sweep" if now >= watched.since + grace else None
         if now >= last.finished_at + timedelta(seconds=self.settings.interval_seconds):
             return "interval"
         return None
+
+    @property
+    def _retry_after(self) -> timedelta:
+        return timedelta(seconds=min(FAILED_RETRY_SECONDS, self.settings.interval_seconds))
 
     async def run_slice(self) -> int:
         """Run claimable sweeps (reconcile first, then backfills) for up to ``slice_seconds``; pages run."""

@@ -70,13 +70,15 @@ class PagePlan:
     new: list[Positioned] = field(default_factory=list)
     more: list[RoutedEvent] = field(default_factory=list)
     dead: list[NewDeadLetter] = field(default_factory=list)
-    missing: int = 0
 
 
 @dataclass(frozen=True)
 class PageOutcome:
     uploads: int
     jobs: int
+    #: Objects found with nothing recorded: new uploads recorded, and new dead letters. One a notification
+    #: recorded meanwhile, or already dead-lettered by an earlier sweep, is not found again.
+    missing: int
 
 
 class SweepRunner:
@@ -192,11 +194,11 @@ class SweepRunner:
         async with self.engine.transaction() as tx:
             outcome = _dry_outcome(plan) if sweep.dry_run else await self._write(tx, sweep, plan)
             counts = SweepPage(cursor_key=page.cursor, cursor_version=None, listed=len(page.objects),
-                               missing=plan.missing, started=outcome.uploads, jobs_created=outcome.jobs)  # fmt: skip
+                               missing=outcome.missing, started=outcome.uploads, jobs_created=outcome.jobs)  # fmt: skip
             row = await tx.advance_sweep(sweep.id, counts, owner=self.owner, lease_seconds=self.settings.lease_seconds)
             if row is None:
                 raise SweepLost(f"sweep {sweep.id} is no longer held by {self.owner}")
-        self._observe_page(sweep, page, plan, outcome)
+        self._observe_page(sweep, page, outcome)
         return row
 
     async def _plan(
@@ -209,7 +211,6 @@ class SweepRunner:
         for listed_object, detail in zip(new, details, strict=True):
             if detail is None or (detail.etag and listed_object.etag and detail.etag != listed_object.etag):
                 continue  # removed or written again since it was listed: its own events tell the rest
-            plan.missing += 1
             self._add_new(plan, sweep, _event(sweep.bucket, listed_object, detail), origin)
         if sweep.kind is SweepKind.BACKFILL:
             for listed_object, known in zip(listed, recorded, strict=True):
@@ -264,9 +265,8 @@ class SweepRunner:
         stored = await store_events(tx, plan.new, topic=SWEEP_TOPIC,
                                     tolerance_seconds=self.ingest.same_upload_tolerance_seconds)  # fmt: skip
         more_uploads, more_jobs = await self._start_more(tx, sweep, plan.more) if plan.more else (0, 0)
-        if plan.dead:
-            await tx.record_dead_letters(plan.dead)
-        return PageOutcome(stored.uploads + more_uploads, stored.jobs_created + more_jobs)
+        dead = await tx.record_dead_letters(plan.dead) if plan.dead else []
+        return PageOutcome(stored.uploads + more_uploads, stored.jobs_created + more_jobs, stored.uploads + len(dead))
 
     async def _start_more(self, tx: EngineTransaction, sweep: SweepRow, more: list[RoutedEvent]) -> tuple[int, int]:
         """Add the lacking pipelines to recorded uploads (row-locked: a concurrent backfill adds none
@@ -299,13 +299,13 @@ class SweepRunner:
                  done.jobs_created)  # fmt: skip
         return done
 
-    def _observe_page(self, sweep: SweepRow, page: ListedPage, plan: PagePlan, outcome: PageOutcome) -> None:
+    def _observe_page(self, sweep: SweepRow, page: ListedPage, outcome: PageOutcome) -> None:
         m = self.metrics
         m.objects_listed.labels(sweep.bucket, sweep.kind).inc(len(page.objects))
         m.objects_started.labels(sweep.bucket, sweep.kind).inc(outcome.uploads)
-        if sweep.kind is SweepKind.RECONCILE and plan.missing:
-            m.objects_missing.labels(sweep.bucket).inc(plan.missing)
-            log.warning("sweep %d found %d objects of s3://%s no notification brought", sweep.id, plan.missing,
+        if sweep.kind is SweepKind.RECONCILE and outcome.missing:
+            m.objects_missing.labels(sweep.bucket).inc(outcome.missing)
+            log.warning("sweep %d found %d objects of s3://%s no notification brought", sweep.id, outcome.missing,
                         sweep.bucket)  # fmt: skip
 
     def _observe_progress(self, sweep: SweepRow) -> None:
@@ -340,5 +340,6 @@ def _dead_letter(event: UploadEvent, message: bytes, exc: BadEvent) -> NewDeadLe
 
 
 def _dry_outcome(plan: PagePlan) -> PageOutcome:
+    """What the page would do (a dry run writes nothing, so nothing is deduplicated against the write)."""
     jobs = sum(len(p.routed.specs()) for p in plan.new) + sum(len(r.specs()) for r in plan.more)
-    return PageOutcome(len(plan.new) + len(plan.more), jobs)
+    return PageOutcome(len(plan.new) + len(plan.more), jobs, len(plan.new) + len(plan.dead))

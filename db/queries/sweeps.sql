@@ -84,11 +84,17 @@ SELECT * FROM sweeps WHERE id = $1;
 SELECT * FROM sweeps WHERE kind = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3;
 
 -- name: sweep_last_completed
--- Per (bucket, prefix) of the buckets $1, the last completed reconcile sweep's start and finish.
-SELECT DISTINCT ON (bucket, prefix) bucket, prefix, started_at, finished_at
-FROM sweeps
-WHERE kind = 'reconcile' AND status = 'COMPLETED' AND bucket = ANY ($1::text[])
-ORDER BY bucket, prefix, finished_at DESC;
+-- Per (bucket, prefix) of the buckets $1 swept before: the last completed reconcile sweep's start and
+-- finish (NULL when none completed), and the last finished one's status and finish.
+SELECT bucket, prefix, c.started_at, c.finished_at, f.status AS last_status, f.finished_at AS last_finished_at
+FROM (SELECT DISTINCT ON (bucket, prefix) bucket, prefix, started_at, finished_at
+      FROM sweeps
+      WHERE kind = 'reconcile' AND status = 'COMPLETED' AND bucket = ANY ($1::text[])
+      ORDER BY bucket, prefix, finished_at DESC) c
+RIGHT JOIN (SELECT DISTINCT ON (bucket, prefix) bucket, prefix, status, finished_at
+            FROM sweeps
+            WHERE kind = 'reconcile' AND status IN ('COMPLETED', 'FAILED') AND bucket = ANY ($1::text[])
+            ORDER BY bucket, prefix, finished_at DESC) f USING (bucket, prefix);
 
 -- name: sweeps_prune
 -- Delete up to $2 sweeps finished before $1, except the last completed one of each (kind, bucket, prefix):

@@ -30,8 +30,9 @@ from tests.integration.conftest import (
     scoped_settings,
     wait_until,
 )
+from tests.integration.test_ingest import CSV_ONLY as CSV
 from tests.integration.test_ingest import background_ingestor
-from tests.integration.test_reconcile import CSV, jobs_by_key, reconcile_settings, reconciler, sweep_until_idle, upload
+from tests.integration.test_reconcile import jobs_by_key, reconcile_settings, reconciler, sweep_until_idle, upload
 from tests.support.queued_minio import queued_minio
 
 AWKWARD = "deep/nested prefix/Q3 report+final (v2) 100% ünïcødé — 東京.csv"
@@ -108,6 +109,9 @@ async def test_kafka_killed_drops_minios_events_and_the_reconciler_starts_each_u
                 return lost + late == missing
 
             await wait_until(accounted, within=60, what="MinIO's failed sends and late events to add up")
+            recovered = [f"{prefix}after.csv"]  # with no sweep running, only a notification can start it
+            await upload(s3, bucket, recovered)
+            await wait_until(lambda: _each_started(made, bucket, recovered), within=90, what="notifications again")
         lost = lost_notifications(scoped.s3, scoped.reconcile.server_metrics_path) - lost_before
         assert early and 0 < missing <= len(during) and lost > 0, (lost, early)
         records = await events.read_until(_for_key(queued.bucket, "queued.txt"), within=60)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ them over: each test decides which events arrive, and in which order.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import subprocess
@@ -28,6 +29,8 @@ from prometheus_client import CollectorRegistry
 from conveyor import runtime
 from conveyor.db.records import EventOrigin, JobFilter, JobRow, JobStatus, SweepKind, SweepStatus
 from conveyor.db.settings import PostgresSettings
+from conveyor.ingest.consumer import Ingestor
+from conveyor.ingest.deadletters import Replayer
 from conveyor.ingest.metrics import ReconcileMetrics
 from conveyor.ingest.reconciler import Reconciler
 from conveyor.ingest.routing import parse_rules
@@ -48,20 +51,9 @@ from tests.integration.conftest import (
     scoped_settings,
     wait_until,
 )
+from tests.integration.test_ingest import CSV_ONLY as CSV
 from tests.integration.test_ingest import counts, drain, running_ingestor
 
-CSV = """
-[[pipeline]]
-name = "csv"
-match = { suffixes = [".csv"] }
-  [[pipeline.jobs]]
-  name = "profile"
-  type = "csv.profile"
-  [[pipeline.jobs]]
-  name = "sum"
-  type = "checksum"
-  depends_on = ["profile"]
-"""
 ROWS = b"id,x\n1,2\n"
 
 
@@ -90,7 +82,8 @@ async def sweep_until_idle(made: Reconciler) -> None:
     async def swept() -> bool:
         await made.run_once()
         done = await made.engine.sweeps.last_completed(made.buckets)
-        return len(done) == len(made.targets) and all(d.started_at.timestamp() >= started for d in done.values())
+        recent = [d for d in done.values() if d.started_at is not None and d.started_at.timestamp() >= started]
+        return len(recent) == len(made.targets)
 
     deadline = time.monotonic() + 60
     while not await swept():
@@ -124,6 +117,17 @@ async def notifications_of(
     ours = [r for r in records if r.key in wanted]
     assert {r.key for r in ours} == wanted, "MinIO's notifications did not all arrive"
     return ours
+
+
+async def deliver_notifications(
+    events: TopicReader, scoped: Settings, bucket: str, keys: Sequence[str], *, recorded: int
+) -> Ingestor:
+    """Hand MinIO's notifications of ``keys`` to an ingestor of the test, until ``recorded`` events are."""
+    notified = await notifications_of(events, bucket, keys)
+    await publish(scoped, scoped.kafka.events_topic, [(r.key, r.value) for r in notified])
+    async with running_ingestor(scoped, CSV) as ingestor:
+        await drain(ingestor, scoped.postgres, events=recorded)
+    return ingestor
 
 
 async def test_a_sweep_alone_starts_every_upload_no_notification_brought(
@@ -162,10 +166,7 @@ async def test_a_late_notification_after_the_sweep_starts_nothing(
         await made.engine.sweeps.watch([bucket])
         await upload(s3, bucket, keys)
         await sweep_until_idle(made)
-        late = await notifications_of(events, bucket, keys)
-        await publish(scoped, topics.events, [(r.key, r.value) for r in late])
-        async with running_ingestor(scoped, CSV) as ingestor:
-            await drain(ingestor, database, events=6)
+        ingestor = await deliver_notifications(events, scoped, bucket, keys, recorded=6)
         assert await jobs_by_key(made.engine, bucket, keys) == dict.fromkeys(keys, 2), "started once, by the sweep"
         assert ingestor.metrics.same_upload._value.get() == 3
         origins = [e["origin"] for e in await made.engine.objects.events_of(bucket, keys[0])]
@@ -181,10 +182,7 @@ async def test_a_sweep_after_the_notification_finds_nothing_missing(
     async with reconciler(scoped) as made:
         await made.engine.sweeps.watch([bucket])
         await upload(s3, bucket, keys)
-        notified = await notifications_of(events, bucket, keys)
-        await publish(scoped, topics.events, [(r.key, r.value) for r in notified])
-        async with running_ingestor(scoped, CSV) as ingestor:
-            await drain(ingestor, database, events=3)
+        await deliver_notifications(events, scoped, bucket, keys, recorded=3)
         await sweep_until_idle(made)
         assert await jobs_by_key(made.engine, bucket, keys) == dict.fromkeys(keys, 2)
         (sweep,) = await made.engine.sweeps.list(SweepKind.RECONCILE, limit=5)
@@ -446,3 +444,38 @@ async def test_a_handler_that_finds_its_object_gone_cancels_the_job_with_the_rea
         ]
         assert len(jobs) == 10 and deleted_jobs_say_so(jobs), jobs
         assert all(j.attempts == 1 for j in jobs if j.job_type == "csv.profile"), "never retried"
+
+
+async def test_a_sweep_that_fails_says_why_and_is_not_retried_at_every_turn(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    scoped = reconcile_settings(scoped_settings(settings, database, topics), "", prefixes=["no-such-bucket/"])
+    async with reconciler(scoped) as made:
+        for _ in range(3):
+            await made.run_once()
+        (failed,) = await made.engine.sweeps.list(SweepKind.RECONCILE)
+        assert failed.status is SweepStatus.FAILED and "NoSuchBucket" in (failed.error or ""), failed
+        assert made.metrics.sweeps.labels("reconcile", "failed")._value.get() == 1
+
+
+async def test_a_swept_object_that_cannot_become_jobs_is_dead_lettered_once_and_replays(
+    settings: Settings, database: PostgresSettings, topics: Topics, s3: Minio
+) -> None:
+    prefix = f"{uuid.uuid4().hex[:8]}/"
+    scoped = reconcile_settings(scoped_settings(settings, database, topics), prefix)
+    bucket, key = scoped.s3.buckets[0], f"{prefix}runaway.csv"
+    async with reconciler(scoped) as made:
+        await made.engine.sweeps.watch([bucket])
+        await asyncio.to_thread(s3.put_object, bucket, key, io.BytesIO(ROWS), len(ROWS),
+                                metadata={"conveyor-lineage-depth": "9"})  # fmt: skip
+        for _ in range(2):
+            await sweep_until_idle(made)
+            await asyncio.sleep(1.1)
+        (letter,) = await made.engine.objects.dead_letters()
+        assert (letter.reason, letter.source_topic) == ("lineage_depth_exceeded", "conveyor.sweep")
+        assert made.metrics.objects_missing.labels(bucket)._value.get() == 1, "found once, not at every sweep"
+        lenient = Replayer(made.engine, parse_rules(CSV), scoped.ingest.max_message_bytes, max_lineage_depth=10)
+        outcome = await lenient.replay(letter.id)
+        assert outcome is not None and outcome.jobs_created == 2
+        origins = [e["origin"] for e in await made.engine.objects.events_of(bucket, key)]
+        assert origins == [EventOrigin.REPLAY.value]

@@ -27,8 +27,9 @@ from conveyor.db.records import JobFilter
 from conveyor.pipeline.storage.client import s3_client
 from tests.conftest import stack_status
 from tests.integration.conftest import put_bytes
+from tests.integration.test_ingest import CSV_ONLY as CSV
 from tests.integration.test_ingest import running_ingestor
-from tests.integration.test_reconcile import CSV, jobs_by_key, reconcile_settings, reconciler, sweep_until_idle, upload
+from tests.integration.test_reconcile import jobs_by_key, reconcile_settings, reconciler, sweep_until_idle, upload
 
 SECOND_STACK = {
     "CONVEYOR_POSTGRES__PORT": "15632",
