@@ -99,10 +99,11 @@ async def test_cancelling_a_running_handler_stops_it(engine: Engine, workers: Wo
     job_id = await one(engine, "test.sleep", seconds=60, log=str(log))
     workers.start()
     await wait_until(settled(engine, job_id, JobStatus.RUNNING), within=20, what="the job to run")
-    assert await engine.cancel(job_id) is JobStatus.RUNNING, "a running job is asked to stop"
+    assert await engine.cancel(job_id, reason="the operator changed her mind") is JobStatus.RUNNING, "asked to stop"
     await wait_until(settled(engine, job_id, JobStatus.CANCELLED), within=10, what="the worker to stop it")
     job = await engine.get(job_id)
-    assert job.attempts == 1 and job.errors[-1]["message"] == "cancelled while running"
+    assert job.attempts == 1 and job.errors[-1]["kind"] == "cancelled"
+    assert job.errors[-1]["message"] == "the operator changed her mind (while running)", "the request's reason"
     assert [event for _, _, event, _ in runs(log, job_id)] == ["start"], "stopped mid-run, never finished"
 
 
