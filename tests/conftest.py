@@ -20,7 +20,12 @@ from conveyor.db.connection import Connection, Pool
 from conveyor.db.settings import PostgresSettings
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
-from tests import isolation  # sets the suite's own bucket before any fixture builds settings
+from tests import isolation
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's own bucket, set before any fixture builds settings."""
+    isolation.claim_suite_bucket()
 
 
 @pytest.fixture(scope="session")

@@ -23,11 +23,16 @@ from conveyor.settings import Settings
 SESSION = uuid.uuid4().hex[:8]
 SUITE_BUCKET = f"conveyor-test-{SESSION}"
 SCRATCH_BUCKET = f"conveyor-scratch-{SESSION}"
-# Set before any settings are built: every test and every `conveyor` process the suite starts inherits it.
-os.environ.setdefault("CONVEYOR_S3__BUCKETS", json.dumps([SUITE_BUCKET]))
 
 BUCKETS: set[str] = {SCRATCH_BUCKET}
 GROUPS: set[str] = set()
+
+
+def claim_suite_bucket() -> None:
+    """Make the suite's bucket this process's only one, before any settings are built: every test and every
+    `conveyor` process the suite starts inherits it. Only a test session calls it (benchmarks, which import
+    these helpers too, keep the configured buckets)."""
+    os.environ.setdefault("CONVEYOR_S3__BUCKETS", json.dumps([SUITE_BUCKET]))
 
 
 def group(kind: str) -> str:
