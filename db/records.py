@@ -391,6 +391,8 @@ class SweepRow:
     lease_expires_at: datetime | None
     cursor_key: str | None
     cursor_version: str | None
+    count_cursor: str | None
+    objects_counted: int
     objects_total: int | None
     objects_listed: int
     objects_missing: int

@@ -214,6 +214,9 @@ CREATE TABLE sweeps (
     lease_expires_at timestamptz,
     cursor_key       text,
     cursor_version   text,
+    -- A backfill first counts what it will list (for its progress); the count resumes like the listing.
+    count_cursor     text,
+    objects_counted  bigint      NOT NULL DEFAULT 0,
     objects_total    bigint,
     objects_listed   bigint      NOT NULL DEFAULT 0,
     objects_missing  bigint      NOT NULL DEFAULT 0,

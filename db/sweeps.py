@@ -58,9 +58,13 @@ async def next_claimable(conn: Connection, kind: SweepKind, *, owner: str) -> in
     return found
 
 
-async def set_total(conn: Connection, sweep_id: int, *, owner: str, total: int) -> bool:
+async def count(
+    conn: Connection, sweep_id: int, *, owner: str, cursor: str | None, counted: int, done: bool, lease_seconds: float
+) -> SweepRow | None:
+    """Record the counting pass's progress (the total when ``done``); None when ``owner`` lost the sweep."""
     with translate_errors():
-        return await conn.fetchval(QUERIES["sweep_set_total"], sweep_id, owner, total) is not None
+        row = await conn.fetchrow(QUERIES["sweep_count"], sweep_id, owner, cursor, counted, done, lease_seconds)
+    return None if row is None else SweepRow.from_record(row)
 
 
 async def advance(

@@ -127,9 +127,9 @@ class SweepRunner:
     ) -> SweepRow:
         versions = await asyncio.to_thread(is_versioned, self.s3, sweep.bucket)
         if sweep.kind is SweepKind.BACKFILL and sweep.objects_total is None:
-            total = await self._count(sweep, versions)
-            await self.engine.sweeps.set_total(sweep.id, owner=self.owner, total=total)
-            sweep = replace(sweep, objects_total=total)
+            sweep = await self._count(sweep, versions, until)
+            if sweep.objects_total is None:
+                return sweep  # the slice ended while counting: the next one counts on
         floor = await self._floor(sweep)
         cursor = sweep.cursor_key
         while True:
@@ -150,14 +150,21 @@ class SweepRunner:
         return await asyncio.to_thread(list_page, self.s3, sweep.bucket, prefix=sweep.prefix, after=after,
                                        limit=self.settings.page_size, versions=versions)  # fmt: skip
 
-    async def _count(self, sweep: SweepRow, versions: bool) -> int:
-        """A backfill's total: one listing pass that only counts (for its progress and ETA)."""
-        total, cursor = 0, None
+    async def _count(self, sweep: SweepRow, versions: bool, until: float | None) -> SweepRow:
+        """A backfill's total: a paced listing pass that only counts (for its progress and ETA). Its cursor
+        is kept like the listing's, so a bucket of millions is counted across slices and crashes."""
+        cursor, counted = sweep.count_cursor, sweep.objects_counted
         while True:
+            await self._pace()
             page = await self._list(sweep, cursor, versions)
-            total += len(page.objects)
-            if page.cursor is None:
-                return total
+            counted += len(page.objects)
+            done, lease = page.cursor is None, self.settings.lease_seconds
+            row = await self.engine.sweeps.count(sweep.id, owner=self.owner, cursor=page.cursor, counted=counted,
+                                                 done=done, lease_seconds=lease)  # fmt: skip
+            if row is None:
+                raise SweepLost(f"sweep {sweep.id} is no longer held by {self.owner}")
+            if done or (until is not None and time.monotonic() >= until):
+                return row
             cursor = page.cursor
 
     async def _floor(self, sweep: SweepRow) -> datetime | None:

@@ -50,11 +50,14 @@ WHERE status IN ('PENDING', 'RUNNING') AND kind = $1 AND bucket = $2 AND prefix 
 ORDER BY created_at
 LIMIT 1;
 
--- name: sweep_set_total
--- The number of objects sweep $1 (held by $2) will list.
-UPDATE sweeps SET objects_total = $3, updated_at = now()
+-- name: sweep_count
+-- One page of sweep $1's counting pass, by owner $2: the cursor after it ($3) and the objects counted so
+-- far ($4); when $5 (the last page) they are the total. The lease is renewed for $6 seconds.
+UPDATE sweeps
+SET count_cursor = $3, objects_counted = $4, objects_total = CASE WHEN $5 THEN $4 END,
+    lease_expires_at = now() + make_interval(secs => $6::double precision), updated_at = now()
 WHERE id = $1 AND owner = $2 AND status = 'RUNNING'
-RETURNING id;
+RETURNING *;
 
 -- name: sweep_advance
 -- One page of sweep $1 done by owner $2: the cursor after it ($3 key, $4 version) and its counts ($5

@@ -63,9 +63,13 @@ class SweepRecords:
         async with acquire(self._pool) as conn:
             return await sweep_queries.next_claimable(conn, kind, owner=owner)
 
-    async def set_total(self, sweep_id: int, *, owner: str, total: int) -> bool:
+    async def count(
+        self, sweep_id: int, *, owner: str, cursor: str | None, counted: int, done: bool, lease_seconds: float
+    ) -> SweepRow | None:
+        """Record a backfill's counting progress (its total when ``done``); None when ``owner`` lost it."""
         async with acquire(self._pool) as conn:
-            return await sweep_queries.set_total(conn, sweep_id, owner=owner, total=total)
+            return await sweep_queries.count(conn, sweep_id, owner=owner, cursor=cursor, counted=counted, done=done,
+                                             lease_seconds=lease_seconds)  # fmt: skip
 
     async def finish(
         self, sweep_id: int, *, owner: str, status: SweepStatus, error: str | None = None

@@ -29,6 +29,8 @@ from prometheus_client import CollectorRegistry
 from conveyor import runtime
 from conveyor.db.records import EventOrigin, JobFilter, JobRow, JobStatus, SweepKind, SweepStatus
 from conveyor.db.settings import PostgresSettings
+from conveyor.ingest import backfill
+from conveyor.ingest.backfill import BackfillRequest
 from conveyor.ingest.consumer import Ingestor
 from conveyor.ingest.deadletters import Replayer
 from conveyor.ingest.metrics import ReconcileMetrics
@@ -479,3 +481,23 @@ async def test_a_swept_object_that_cannot_become_jobs_is_dead_lettered_once_and_
         assert outcome is not None and outcome.jobs_created == 2
         origins = [e["origin"] for e in await made.engine.objects.events_of(bucket, key)]
         assert origins == [EventOrigin.REPLAY.value]
+
+
+async def test_a_backfill_run_in_slices_counts_and_lists_across_them(
+    settings: Settings, database: PostgresSettings, topics: Topics, s3: Minio
+) -> None:
+    prefix = f"{uuid.uuid4().hex[:8]}/"
+    scoped = reconcile_settings(scoped_settings(settings, database, topics), prefix)
+    bucket, keys = scoped.s3.buckets[0], [f"{prefix}{i:03}.csv" for i in range(35)]
+    await upload(s3, bucket, keys)
+    async with reconciler(scoped) as made:
+        sweep = await backfill.start(made.engine, BackfillRequest(bucket=bucket, prefix=prefix))
+        seen = []
+        while not sweep.status.is_final:
+            after = await made.runner.run(sweep.id, until=time.monotonic())  # one page per slice
+            assert after is not None
+            sweep = after
+            seen.append((sweep.objects_counted, sweep.objects_total, sweep.objects_listed))
+        assert seen[:4] == [(10, None, 0), (20, None, 0), (30, None, 0), (35, 35, 10)], seen
+        assert (sweep.status, sweep.objects_listed, sweep.objects_started) == (SweepStatus.COMPLETED, 35, 35)
+        assert await jobs_by_key(made.engine, bucket, keys) == dict.fromkeys(keys, 2)
