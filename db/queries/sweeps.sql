@@ -54,7 +54,7 @@ LIMIT 1;
 -- One page of sweep $1's counting pass, by owner $2: the cursor after it ($3) and the objects counted so
 -- far ($4); when $5 (the last page) they are the total. The lease is renewed for $6 seconds.
 UPDATE sweeps
-SET count_cursor = $3, objects_counted = $4, objects_total = CASE WHEN $5 THEN $4 END,
+SET count_cursor = $3, objects_counted = $4::bigint, objects_total = CASE WHEN $5::boolean THEN $4::bigint END,
     lease_expires_at = now() + make_interval(secs => $6::double precision), updated_at = now()
 WHERE id = $1 AND owner = $2 AND status = 'RUNNING'
 RETURNING *;

@@ -313,7 +313,11 @@ async def test_a_backfill_killed_half_way_resumes_and_a_second_one_creates_nothi
             backfills = await engine.sweeps.list(SweepKind.BACKFILL, limit=1)
             return bool(backfills) and backfills[0].objects_listed >= 300
 
-        await wait_until(half_way, within=60, what="the backfill half-way")
+        try:
+            await wait_until(half_way, within=60, what="the backfill half-way")
+        except AssertionError:
+            first.kill()
+            raise AssertionError(first.communicate()[1]) from None
         first.send_signal(signal.SIGKILL)
         first.wait()
         (killed,) = await engine.sweeps.list(SweepKind.BACKFILL, limit=1)
