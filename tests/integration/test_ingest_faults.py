@@ -173,7 +173,11 @@ async def test_postgres_down_for_ten_seconds_holds_offsets_and_loses_nothing(
         finally:
             await stack_async("up", "postgres")
         await producing
-        await wait_until(lambda: _at_least(database, 600), within=90, what="every event after PostgreSQL returned")
+        try:
+            await wait_until(lambda: _at_least(database, 600), within=90, what="every event after PostgreSQL returned")
+        except AssertionError as exc:
+            died = consuming.done() and not consuming.cancelled() and consuming.exception()
+            raise AssertionError(f"{exc}; the consumer {'died: ' + repr(died) if died else 'still runs'}") from None
         done.set()
         await consuming
     await assert_exactly_once(database, 600, jobs_each=2)

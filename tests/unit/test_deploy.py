@@ -22,7 +22,7 @@ METRIC = re.compile(r"\b((?:conveyor|minio)_[a-z0-9_]+)")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # The HTTP metrics are registered by the API app itself (tests/integration checks them live).
 HTTP = {"conveyor_http_requests_total", "conveyor_http_request_duration_seconds"}
-MINIO = {"minio_notify_events_skipped_total", "minio_notify_target_queue_length"}
+MINIO = {"minio_notify_events_skipped_total", "minio_notify_target_queue_length", "minio_notify_target_failed_events"}
 
 
 def _promtool() -> str:
