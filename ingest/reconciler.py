@@ -31,7 +31,7 @@ from conveyor.ingest.sweep import SweepRunner
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.errors import StorageError
 from conveyor.pipeline.lifecycle.periodic import every
-from conveyor.pipeline.storage.server_metrics import lost_notifications
+from conveyor.pipeline.storage.server_metrics import NotificationHealth, notification_health
 from conveyor.pipeline.storage.settings import S3Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,17 @@ FAILED_RETRY_SECONDS = 60.0
 def runner_name() -> str:
     """This process, as a sweep's ``owner``: host, pid and a nonce (a restarted pid is another runner)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def gap_suspected(seen: NotificationHealth | None, now: NotificationHealth) -> str | None:
+    """Why the S3 server's metrics suggest lost notifications since it was last read (None: they do not)."""
+    if seen is None:
+        return None
+    if now.started_at is not None and seen.started_at is not None and now.started_at != seen.started_at:
+        return "the S3 server restarted: the notifications it had not sent yet are lost"
+    if now.lost > seen.lost:
+        return f"the S3 server reports {now.lost - seen.lost:g} more notifications it could not send"
+    return None
 
 
 class Reconciler:
@@ -62,7 +73,7 @@ class Reconciler:
         self.engine, self.s3, self.settings, self.metrics = engine, s3, settings, metrics
         self.leadership = engine.maintenance.leadership(LEADERSHIP)
         self.runner = SweepRunner(engine, s3_client, rules, ingest, settings, metrics, owner=runner_name())
-        self._lost_seen: float | None = None
+        self._server_seen: NotificationHealth | None = None
         metrics.prime(list(s3.buckets))
 
     @property
@@ -132,20 +143,20 @@ class Reconciler:
         return ran
 
     async def _check_server(self) -> None:
-        """Ask for an early sweep when the S3 server's count of undelivered notifications grew."""
+        """Ask for an early sweep when the S3 server's count of undelivered notifications grew, or when it
+        restarted (the events still in its memory are gone, and its counters start again from zero)."""
         if not self.settings.server_metrics_path:
             return
         try:
-            lost = await asyncio.to_thread(lost_notifications, self.s3, self.settings.server_metrics_path)
+            health = await asyncio.to_thread(notification_health, self.s3, self.settings.server_metrics_path)
         except StorageError as exc:
             log.debug("the S3 server's notification metrics are unavailable: %s", exc)
             return
-        self.metrics.server_failed_sends.set(lost)
-        if self._lost_seen is not None and lost > self._lost_seen:
-            reason = f"the S3 server reports {lost - self._lost_seen:g} more notifications it could not send"
+        self.metrics.server_failed_sends.set(health.lost)
+        if (reason := gap_suspected(self._server_seen, health)) is not None:
             log.warning("%s; sweeping early", reason)
             await self.engine.sweeps.request(self.buckets, reason=reason)
-        self._lost_seen = lost
+        self._server_seen = health
 
     @property
     def buckets(self) -> Sequence[str]:
