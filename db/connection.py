@@ -38,6 +38,9 @@ _UNAVAILABLE = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.PostgresConnectionError,
+    # A connection the server dropped in the middle of a transaction: its rollback then finds the
+    # aborted operation still "in progress". Only a fresh connection helps, as with the others.
+    asyncpg.exceptions.InternalClientError,
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import asyncpg
 import pytest
 
 from conveyor.db import connection
@@ -24,3 +25,10 @@ async def test_waiting_for_a_pooled_connection_ends_at_its_deadline(database: Po
             await connection.round_trip(conn)
     finally:
         await pool.close()
+
+
+def test_a_connection_left_mid_operation_by_a_server_crash_is_unavailable_not_a_crash() -> None:
+    """asyncpg's "another operation is in progress" after the server dropped a transaction: the ingest
+    consumer died of it during a PostgreSQL restart; it must be retried on a fresh connection."""
+    with pytest.raises(DatabaseUnavailable), connection.translate_errors():
+        raise asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
