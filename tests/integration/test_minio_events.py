@@ -126,31 +126,33 @@ async def test_uploads_made_while_the_notification_rule_was_removed_are_all_star
     scoped = reconcile_settings(scoped, "", prefixes=[], grace_seconds=3.0, interval_seconds=2.0, page_size=1000)
     await asyncio.to_thread(ensure_notifications, s3, scoped.s3)
     await park_group_at_end(scoped, scoped.ingest.group_id)
-    before, unnotified, after = ([f"{part}/{i:03}.csv" for i in range(n)]
-                                 for part, n in (("before", 5), ("unnotified", 500), ("after", 5)))  # fmt: skip
+    unnotified, after = ([f"{part}/{i:03}.csv" for i in range(n)] for part, n in (("unnotified", 500), ("after", 5)))
     async with reconciler(scoped) as made, background_ingestor(scoped, CSV):
         await made.engine.sweeps.watch([bucket])
-        await upload(s3, bucket, before)
-        await wait_until(lambda: _each_started(made, bucket, before), within=60, what="uploads via notifications")
+        # The rule works (a fresh rule may take a moment): probes until one arrives by its notification.
+        lost_probes = await _notified_again(made, s3, bucket, "before/")
         await asyncio.to_thread(s3.delete_bucket_notification, bucket)
         await upload(s3, bucket, unnotified)
         await asyncio.to_thread(ensure_notifications, s3, scoped.s3)
         await upload(s3, bucket, after)
         running = asyncio.create_task(made.run(asyncio.Event()))
         try:
-            everything = [*before, *unnotified, *after]
-            await wait_until(lambda: _each_started(made, bucket, everything), within=120, what="all 510 started")
+            everything = [*unnotified, *after]
+            await wait_until(lambda: _each_started(made, bucket, everything), within=120, what="all 505 started")
         finally:
             running.cancel()
         sweeps = await made.engine.sweeps.list(SweepKind.RECONCILE, limit=100)
-    assert sum(s.objects_missing for s in sweeps) == len(unnotified), "the sweeps found exactly the unnotified"
-    assert sum(s.objects_started for s in sweeps) == len(unnotified)
+        origins = {key: [e["origin"] for e in await made.engine.objects.events_of(bucket, key)] for key in unnotified}
+    assert all(found == ["sweep"] for found in origins.values()), "each unnotified upload: found once, by a sweep"
+    # Besides them, only what MinIO itself dropped (a probe, or an upload soon after Kafka's last restart).
+    assert sum(s.objects_missing for s in sweeps) >= len(unnotified) + lost_probes
 
 
-async def _notified_again(made: Any, s3: Minio, bucket: str, prefix: str) -> None:
+async def _notified_again(made: Any, s3: Minio, bucket: str, prefix: str) -> int:
     """Notifications flow again once Kafka has its partitions back; until then MinIO drops them too.
 
     With no sweep running, only a notification starts a probe: one probe every 5 s until one is started.
+    Returns how many probes did not arrive (a later sweep finds them).
     """
     deadline = time.monotonic() + 120
     for attempt in range(1000):
@@ -158,9 +160,10 @@ async def _notified_again(made: Any, s3: Minio, bucket: str, prefix: str) -> Non
         await upload(s3, bucket, probe)
         for _ in range(25):
             if await _each_started(made, bucket, probe):
-                return
+                return attempt
             await asyncio.sleep(0.2)
-        assert time.monotonic() < deadline, "no notification reached conveyor within 2 minutes of Kafka's return"
+        assert time.monotonic() < deadline, "no notification reached conveyor within 2 minutes"
+    raise AssertionError("unreachable")
 
 
 async def _timed_put(s3: Minio, bucket: str, key: str) -> float:
