@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 from pathlib import Path
 
@@ -151,7 +152,7 @@ def delivery_section(settings: settings_module.Settings, default_running: tuple[
 def _put_latency(section: report.Section, figures: dict[str, delivery_bench.PutLatency]) -> None:
     rows = []
     for mode, f in figures.items():
-        up, down = delivery_bench.median(f.up_ms), delivery_bench.median(f.down_ms)
+        up, down = statistics.median(f.up_ms), statistics.median(f.down_ms)
         rows.append([mode, f"{up:,.1f}", f"{max(f.up_ms):,.1f}", f"{down:,.1f}", f"{max(f.down_ms):,.1f}",
                      f"×{down / up:,.1f}"])  # fmt: skip
     section.text("PUT latency of a small object, Kafka up (20 PUTs) and SIGKILLed (10 PUTs), in the default mode "

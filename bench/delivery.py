@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 from minio import Minio
 
 from bench.database import fresh_database
-from bench.e2e import light_load, percentiles
+from bench.e2e import light_load
 from conveyor import runtime
 from conveyor.bootstrap import ensure_buckets, ensure_notifications
 from conveyor.db.connection import connect
@@ -367,12 +366,3 @@ async def _drop(settings: Settings, database: str) -> None:
     from tests.conftest import drop_database
 
     await drop_database(settings, database)
-
-
-def summary(values: list[float]) -> str:
-    p50, _, p99 = percentiles(values) if len(values) >= 2 else (values[0], 0.0, values[0])
-    return f"p50 {p50:,.0f} / p99 {p99:,.0f} / max {max(values):,.0f}"
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

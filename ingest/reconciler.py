@@ -95,9 +95,8 @@ class Reconciler:
 
     async def create_due(self, now: datetime | None = None) -> list[int]:
         """Create (or keep) a reconcile sweep for each target that is due; the ids of those created or resumed."""
-        buckets = sorted({bucket for bucket, _ in self.targets})
-        watched = {w.bucket: w for w in await self.engine.sweeps.watch(buckets)}
-        last = await self.engine.sweeps.last_completed(buckets)
+        watched = {w.bucket: w for w in await self.engine.sweeps.watch(self.buckets)}
+        last = await self.engine.sweeps.last_completed(self.buckets)
         now = now or datetime.now(UTC)  # after the watch: a bucket first watched now is due with no grace
         due = []
         for bucket, prefix in self.targets:
