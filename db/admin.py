@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
+
 from conveyor.db.connection import Connection, ping, translate_errors
 from conveyor.db.settings import PostgresSettings
 from conveyor.db.sql import QUERIES
@@ -18,10 +22,27 @@ async def create_database(conn: Connection, name: str, *, template: str) -> None
         await conn.execute(await conn.fetchval(QUERIES["database_create_statement"], name, template))
 
 
+# An autovacuum worker belongs to no role, so a non-superuser's ``DROP DATABASE ... WITH (FORCE)`` may not
+# signal it (PostgreSQL 15 refuses with "must be a member of the role..."); it leaves within moments.
+_DROP_ATTEMPTS = 50
+_DROP_RETRY_SECONDS = 0.1
+
+
 async def drop_database(conn: Connection, name: str) -> None:
-    """Drop ``name`` if it exists, disconnecting whoever is still connected."""
+    """Drop ``name`` if it exists, disconnecting whoever is still connected.
+
+    A backend this role may not terminate (an autovacuum worker on a fresh clone) is waited out for up to
+    five seconds; after that the refusal is raised.
+    """
+    statement = await conn.fetchval(QUERIES["database_drop_statement"], name)
+    for _ in range(_DROP_ATTEMPTS - 1):
+        try:
+            await conn.execute(statement)
+            return
+        except asyncpg.InsufficientPrivilegeError:
+            await asyncio.sleep(_DROP_RETRY_SECONDS)
     with translate_errors():
-        await conn.execute(await conn.fetchval(QUERIES["database_drop_statement"], name))
+        await conn.execute(statement)
 
 
 async def lock_waiters(conn: Connection) -> int:
