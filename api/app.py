@@ -11,12 +11,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
 from conveyor import __version__
-from conveyor.api import backfills, jobs, objects, system, workers
+from conveyor.api import backfills, jobs, limits, objects, system, workers
 from conveyor.api.context import ApiContext
 from conveyor.api.models import Problem
 from conveyor.api.security import authorize
 from conveyor.db.errors import ServiceUnavailable
-from conveyor.pipeline.engine.errors import InvalidDag, JobConflict, JobNotFound, UnknownParent
+from conveyor.pipeline.engine.errors import InvalidDag, InvalidLimit, JobConflict, JobNotFound, UnknownParent
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,7 +37,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(title="conveyor", version=__version__, description="Jobs from file uploads: the conveyor HTTP API.")
     app.state.context = context
     protected = [Depends(authorize)]
-    for router in (jobs.router, workers.router, objects.router, backfills.router):
+    for router in (jobs.router, workers.router, objects.router, backfills.router, limits.router):
         app.include_router(router, dependencies=protected, responses=AUTH_RESPONSES)
     if context.settings.protect_health_and_metrics:
         app.include_router(system.router, dependencies=protected, responses=AUTH_RESPONSES)
@@ -63,6 +63,10 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidDag)
     async def invalid(request: Request, exc: InvalidDag) -> JSONResponse:
+        return await problem(422, str(exc))
+
+    @app.exception_handler(InvalidLimit)
+    async def invalid_limit(request: Request, exc: InvalidLimit) -> JSONResponse:
         return await problem(422, str(exc))
 
     @app.exception_handler(JobConflict)

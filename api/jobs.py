@@ -42,7 +42,8 @@ async def create_job(body: CreateJob, request: Request) -> JobCreated:
     spec = JobSpec(
         job_type=body.job_type, payload=body.payload, priority=body.priority, max_retries=body.max_retries,
         timeout_ms=body.timeout_ms, depends_on=body.depends_on, run_at=body.run_at,
-        idempotency_key=body.idempotency_key,
+        idempotency_key=body.idempotency_key, concurrency_key=body.concurrency_key,
+        concurrency_limit=body.concurrency_limit,
     )  # fmt: skip
     job_id = await context_of(request).engine.create(spec)
     return JobCreated(job_id=job_id)
@@ -87,7 +88,11 @@ async def acquire(body: Acquire, request: Request) -> JobBody | Response:
 
 @router.get("/{job_id}", response_model=JobBody, responses=NOT_FOUND)
 async def get_job(job_id: uuid.UUID, request: Request) -> JobBody:
-    return JobBody.of(await context_of(request).engine.get(job_id))
+    """A job with its dependencies; a PENDING one also says which flow limits hold it back (``heldBy``)."""
+    engine = context_of(request).engine
+    job = await engine.get(job_id)
+    holds = await engine.flow.holds(job_id) if job.status is JobStatus.PENDING else None
+    return JobBody.of(job, holds=holds)
 
 
 async def _held(context: ApiContext, job_id: uuid.UUID, worker_id: uuid.UUID | None) -> JobRow:

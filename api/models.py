@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from conveyor.db.records import DeadLetterRow, JobRow, WorkerRow
+from conveyor.db.records import DeadLetterRow, FlowHold, FlowLimitRow, JobRow, WorkerRow
 from conveyor.db.values import unstorable
 from conveyor.ingest.backfill import Progress
+from conveyor.pipeline.engine.dag import MAX_CONCURRENCY_KEY_LENGTH
 
 JobStatusName = Literal["BLOCKED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
 MAX_PRIORITY = 1_000_000
@@ -45,6 +47,15 @@ StorableObject = Annotated[dict[str, Any], AfterValidator(storable)]
 StorableText = Annotated[str, AfterValidator(storable)]
 
 
+def printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must not contain control characters")
+    return value
+
+
+PrintableText = Annotated[str, AfterValidator(printable)]
+
+
 class CreateJob(Camel):
     job_type: StorableText = Field(min_length=1, max_length=200)
     payload: StorableObject = Field(default_factory=dict)
@@ -54,6 +65,16 @@ class CreateJob(Camel):
     depends_on: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
     run_at: UtcDatetime | None = None
     idempotency_key: StorableText | None = Field(None, min_length=1, max_length=500)
+    #: Fair share and the key's limits go by it; omitted, the job joins the pool of unkeyed jobs.
+    concurrency_key: PrintableText = Field("", max_length=MAX_CONCURRENCY_KEY_LENGTH)
+    #: At most this many of the key's jobs RUNNING at once, cluster-wide (sets the key's limit).
+    concurrency_limit: int | None = Field(None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _limit_has_key(self) -> CreateJob:
+        if self.concurrency_limit is not None and not self.concurrency_key:
+            raise ValueError("concurrencyLimit needs a concurrencyKey")
+        return self
 
 
 class JobCreated(Camel):
@@ -92,9 +113,13 @@ class JobBody(Camel):
     started_at: datetime | None
     finished_at: datetime | None
     lease_expires_at: datetime | None
+    concurrency_key: str
+    #: For a ready PENDING job read by itself: the flow limits holding it back now (empty: it waits for
+    #: a free worker slot). Null in lists.
+    held_by: list[str] | None = None
 
     @classmethod
-    def of(cls, job: JobRow) -> JobBody:
+    def of(cls, job: JobRow, *, holds: Sequence[FlowHold] | None = None) -> JobBody:
         source = None
         if job.source_bucket is not None and job.source_key is not None:
             source = SourceBody(bucket=job.source_bucket, key=job.source_key, version=job.source_version,
@@ -106,6 +131,7 @@ class JobBody(Camel):
             worker_id=job.worker_id, source=source, pipeline=job.pipeline, step=job.step,
             cancel_requested=job.cancel_requested, run_at=job.run_at, created_at=job.created_at,
             started_at=job.started_at, finished_at=job.finished_at, lease_expires_at=job.lease_expires_at,
+            concurrency_key=job.concurrency_key, held_by=None if holds is None else [h.describe() for h in holds],
         )  # fmt: skip
 
 
@@ -314,4 +340,45 @@ class BackfillBody(Camel):
             objects_started=s.objects_started, jobs_created=s.jobs_created, rate_per_second=progress.rate_per_second,
             eta_seconds=progress.eta_seconds, error=s.error, created_at=s.created_at, started_at=s.started_at,
             finished_at=s.finished_at,
+        )  # fmt: skip
+
+
+class LimitSet(Camel):
+    """A flow limit an operator sets on a concurrency key or a job type (null leaves that limit off)."""
+
+    max_running: int | None = Field(None, ge=1, le=1_000_000)
+    rate_per_second: float | None = Field(None, gt=0, le=1_000_000)
+    burst: int | None = Field(None, ge=1, le=1_000_000)
+    weight: int = Field(1, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _something_set(self) -> LimitSet:
+        if self.burst is not None and self.rate_per_second is None:
+            raise ValueError("burst comes with ratePerSecond")
+        if self.max_running is None and self.rate_per_second is None and self.weight == 1:
+            raise ValueError("set maxRunning, ratePerSecond or a weight other than 1 (DELETE clears a limit)")
+        return self
+
+
+class LimitBody(Camel):
+    """A limited scope now: its limits, RUNNING jobs, refilled tokens, and the ready jobs waiting."""
+
+    scope: Literal["key", "job_type"]
+    name: str
+    max_running: int | None
+    rate_per_second: float | None
+    burst: int | None
+    weight: int
+    running: int
+    tokens: float | None
+    ready: int
+    oldest_ready_seconds: float
+    set_by: str
+
+    @classmethod
+    def of(cls, row: FlowLimitRow) -> LimitBody:
+        return cls(
+            scope=row.scope.value, name=row.name, max_running=row.max_running, rate_per_second=row.rate_per_second,
+            burst=row.burst, weight=row.weight, running=row.running, tokens=row.tokens, ready=row.ready,
+            oldest_ready_seconds=row.oldest_ready_seconds, set_by=row.set_by.value,
         )  # fmt: skip

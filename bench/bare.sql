@@ -4,25 +4,25 @@
 -- name: bare_claim
 -- $1 worker, $2 batch size.
 WITH next AS (
-    SELECT id FROM jobs
+    SELECT id FROM job_rows
     WHERE status = 'PENDING' AND run_at <= now()
     ORDER BY priority DESC, run_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
-UPDATE jobs j SET status = 'RUNNING', attempts = j.attempts + 1, worker_id = $1, started_at = now()
+UPDATE job_rows j SET status = 'RUNNING', attempts = j.attempts + 1, worker_id = $1, started_at = now()
 FROM next WHERE j.id = next.id
 RETURNING j.id, j.attempts;
 
 -- name: bare_complete
 -- $1 ids, $2 attempts.
-UPDATE jobs j SET status = 'COMPLETED', finished_at = now(), result = '{}'
+UPDATE job_rows j SET status = 'COMPLETED', finished_at = now(), result = '{}'
 FROM unnest($1::uuid[], $2::integer[]) AS u(id, attempt)
 WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt;
 
 -- name: bench_reset
 -- Empty the queue between runs.
-TRUNCATE jobs CASCADE;
+TRUNCATE job_rows CASCADE;
 
 -- name: bench_durability
 SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit,
@@ -30,4 +30,4 @@ SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') 
 
 -- name: bench_completed
 -- How many jobs are COMPLETED (benchmarks poll this on their own small database).
-SELECT count(*) FROM jobs WHERE status = 'COMPLETED';
+SELECT count(*) FROM job_rows WHERE status = 'COMPLETED';

@@ -10,5 +10,5 @@ SELECT xact_commit FROM pg_stat_database WHERE datname = $1;
 
 -- name: stats_jobs_per_object
 -- How many objects have how many jobs (a backfill's exactly-once check).
-SELECT jobs, count(*) AS objects FROM (SELECT source_key, count(*) AS jobs FROM jobs GROUP BY source_key) per
+SELECT jobs, count(*) AS objects FROM (SELECT source_key, count(*) AS jobs FROM job_rows GROUP BY source_key) per
 GROUP BY jobs;

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 from conveyor import __version__, logs
 from conveyor import settings as settings_module
-from conveyor.commands import admin, api, backfill, ingest, jobs, run, stack, worker
+from conveyor.commands import admin, api, backfill, ingest, jobs, limits, run, stack, worker
 from conveyor.db.errors import ConfigurationError, ConveyorError
 
-COMMAND_GROUPS = (admin, stack, ingest, backfill, worker, api, jobs, run)
+COMMAND_GROUPS = (admin, stack, ingest, backfill, worker, api, jobs, limits, run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,9 +38,10 @@ async def drop_database(conn: Connection, name: str) -> None:
     for _ in range(_DROP_ATTEMPTS - 1):
         try:
             await conn.execute(statement)
-            return
         except asyncpg.InsufficientPrivilegeError:
             await asyncio.sleep(_DROP_RETRY_SECONDS)
+        else:
+            return
     with translate_errors():
         await conn.execute(statement)
 

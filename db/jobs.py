@@ -18,6 +18,7 @@ from conveyor.db.records import (
     CompletionRow,
     Depth,
     Edge,
+    FailedAttempts,
     FailureRow,
     HeldJob,
     JobFilter,
@@ -41,6 +42,7 @@ async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime
             "idempotency_key": j.idempotency_key, "pending_parents": j.parent_count, "pipeline": j.pipeline,
             "step": j.step, "object_event_id": j.object_event_id, "source_bucket": j.source_bucket,
             "source_key": j.source_key, "source_version": j.source_version,
+            "concurrency_key": j.concurrency_key,
         }
         for j in jobs
     ]  # fmt: skip
@@ -117,6 +119,7 @@ async def complete_many(conn: Connection, done: Sequence[CompletionRow], *, now:
     return Completion(
         completed={r["id"] for r in rows if r["outcome"] == "completed"},
         released={r["id"]: r["job_type"] for r in rows if r["outcome"] == "released"},
+        freed_types={r["job_type"] for r in rows if r["outcome"] == "freed"},
     )
 
 
@@ -125,15 +128,18 @@ async def fail_many(
     failures: Sequence[FailureRow],
     *,
     now: datetime | None = None,
-) -> dict[uuid.UUID, JobStatus]:
-    """Record failed attempts; return the new status of each one applied."""
+) -> FailedAttempts:
+    """Record failed attempts: the new status of each one applied, and the types that freed a capped slot."""
     f = failures
     with translate_errors():
         rows = await conn.fetch(
             QUERIES["job_fail_many"],
             [x.id for x in f], [x.attempt for x in f], [x.error for x in f], [x.retry_at for x in f], now,
         )  # fmt: skip
-    return {r["id"]: JobStatus(r["status"]) for r in rows}
+    return FailedAttempts(
+        statuses={r["id"]: JobStatus(r["status"]) for r in rows},
+        freed_types={r["job_type"] for r in rows if r["frees_limit"]},
+    )
 
 
 async def requeue_many(

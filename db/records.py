@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -63,6 +63,8 @@ class JobRow:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: The key its flow limits and fair share go by ('' when none was given).
+    concurrency_key: str = ""
     depends_on: list[uuid.UUID] = field(default_factory=list)
     dependents: list[uuid.UUID] = field(default_factory=list)
 
@@ -73,11 +75,15 @@ class JobRow:
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> JobRow:
-        values = dict(record)
+        # Columns a later release adds are left out, so this release keeps working beside it.
+        values = {name: value for name, value in record.items() if name in _JOB_FIELDS}
         values["status"] = JobStatus(values["status"])
         values["depends_on"] = list(values.get("depends_on") or [])
         values["dependents"] = list(values.get("dependents") or [])
         return cls(**values)
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(JobRow))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +105,7 @@ class NewJob:
     source_bucket: str | None = None
     source_key: str | None = None
     source_version: str | None = None
+    concurrency_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,16 @@ class Completion:
     completed: set[uuid.UUID]
     #: Children made ready, with their job types (for the wake-up).
     released: dict[uuid.UUID, str]
+    #: Types of completed jobs that freed a slot of a capped flow limit (woken: a held job may start now).
+    freed_types: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class FailedAttempts:
+    """What a batch of failed attempts changed: each applied job's new status, and the types to wake."""
+
+    statuses: dict[uuid.UUID, JobStatus]
+    freed_types: set[str]
 
 
 @dataclass(frozen=True)
@@ -180,6 +197,84 @@ class Edge(NamedTuple):
 
     parent: uuid.UUID
     child: uuid.UUID
+
+
+# -- flow limits ---------------------------------------------------------------------------------------
+
+
+class FlowScope(StrEnum):
+    """Mirrors the ``flow_scope`` enum: what a flow limit applies to."""
+
+    KEY = "key"  # the jobs of one concurrency key
+    JOB_TYPE = "job_type"  # the jobs of one type, whatever their key
+
+
+class LimitSetBy(StrEnum):
+    """Who set a flow limit: an operator's limits stay; the others go once their key is idle."""
+
+    OPERATOR = "operator"
+    PIPELINE = "pipeline"
+    API = "api"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlowLimit:
+    """What an operator sets on a key or a job type. None leaves that limit off; weight is the fair share."""
+
+    scope: FlowScope
+    name: str
+    max_running: int | None = None
+    rate_per_second: float | None = None
+    burst: int | None = None
+    weight: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlowLimitRow:
+    """A limited scope now: its limits, RUNNING jobs, refilled tokens, and the ready jobs waiting on it."""
+
+    scope: FlowScope
+    name: str
+    max_running: int | None
+    rate_per_second: float | None
+    burst: int | None
+    weight: int
+    running: int
+    set_by: LimitSetBy
+    tokens: float | None
+    ready: int
+    oldest_ready_seconds: float
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> FlowLimitRow:
+        values = dict(record)
+        values["scope"], values["set_by"] = FlowScope(values["scope"]), LimitSetBy(values["set_by"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class FlowHold:
+    """A limit holding a ready job back: its scope is at ``max_running`` or out of rate tokens."""
+
+    scope: FlowScope
+    name: str
+    max_running: int | None
+    running: int
+    rate_per_second: float | None
+
+    def describe(self) -> str:
+        what = f"{self.scope.value} {self.name!r}" if self.name else f"{self.scope.value} '' (unkeyed jobs)"
+        if self.max_running is not None and self.running >= self.max_running:
+            return f"{what} runs {self.running} of at most {self.max_running}"
+        return f"{what} started its {self.rate_per_second:g} per second"
+
+
+class RecountedScope(NamedTuple):
+    """A scope whose RUNNING count had drifted, and the count it was mended to."""
+
+    scope: FlowScope
+    name: str
+    running: int
 
 
 # -- workers -------------------------------------------------------------------------------------------

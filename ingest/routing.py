@@ -11,6 +11,8 @@ The pipelines file is TOML::
     type = "csv.profile"
     params = { max_invalid_rows = 20 }
     depends_on = []
+    concurrency_key = "{bucket}/{prefix1}"   # optional: fair share and limits per key
+    concurrency_limit = 4                    # optional: at most 4 of each key's jobs at once
 
 An event may start several pipelines. Objects written by conveyor's own jobs carry the metadata
 ``conveyor-job-id``; no rule fires on them unless it sets ``match.include_pipeline_outputs``.
@@ -30,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from conveyor.ingest.errors import BadEvent, RoutingError
 from conveyor.ingest.events import UploadEvent
+from conveyor.ingest.keys import KeyTemplate, template_problem
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject, topological_order
 from conveyor.pipeline.engine.errors import InvalidDag
 from conveyor.pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
@@ -84,6 +87,24 @@ class JobTemplate(_Strict):
     priority: int = 0
     max_retries: int = Field(3, ge=0)
     timeout_seconds: float = Field(300.0, gt=0)
+    #: A template of the job's concurrency key (see :mod:`conveyor.ingest.keys`); '' = the unkeyed pool.
+    concurrency_key: str = ""
+    #: At most this many jobs of each key the template makes RUNNING at once, across the cluster.
+    concurrency_limit: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _valid_key(self) -> JobTemplate:
+        if problem := template_problem(self.concurrency_key):
+            raise ValueError(problem)
+        if self.concurrency_limit is not None and not self.concurrency_key:
+            raise ValueError("concurrency_limit needs a concurrency_key")
+        return self
+
+    def key_for(self, event: UploadEvent, pipeline: str) -> str:
+        """The concurrency key of this job for ``event``."""
+        if not self.concurrency_key:
+            return ""
+        return KeyTemplate(self.concurrency_key).render(event, pipeline=pipeline, job_type=self.type)
 
 
 class Pipeline(_Strict):
@@ -156,6 +177,8 @@ class RoutedEvent:
                     timeout_ms=int(job.timeout_seconds * 1000),
                     pipeline=pipeline.name,
                     source=source,
+                    concurrency_key=job.key_for(e, pipeline.name),
+                    concurrency_limit=job.concurrency_limit,
                 )
                 for job in pipeline.jobs
             ]

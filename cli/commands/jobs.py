@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from conveyor import runtime
+from conveyor.commands import limits
 from conveyor.db.records import JobFilter, JobRow, JobStatus
 from conveyor.settings import Settings
 
@@ -23,6 +24,8 @@ def register(commands: Any) -> None:
     listing.add_argument("--key")
     listing.add_argument("--limit", type=int, default=30)
     listing.set_defaults(handler=_list)
+    waiting = actions.add_parser("waiting", help="ready jobs held back by flow limits, per key and job type")
+    waiting.set_defaults(handler=limits.show)
     for name, text in (("show", "one job in full"), ("retry", "run a FAILED or CANCELLED job again"),
                        ("cancel", "cancel a job (a running one stops at its next heartbeat)")):  # fmt: skip
         action = actions.add_parser(name, help=text)
@@ -44,8 +47,9 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     for job in jobs:
         source = f"s3://{job.source_bucket}/{job.source_key}" if job.source_key else "-"
         last_error = f"  last error: {job.errors[-1]['message']}" if job.errors and job.status != "COMPLETED" else ""
+        key = f"  key {job.concurrency_key}" if job.concurrency_key else ""
         print(f"{job.id}  {job.status.value:<9} {job.job_type:<16} try {job.attempts}/{job.max_retries + 1}  "
-              f"{job.created_at:%H:%M:%S}  {source}{last_error}")  # fmt: skip
+              f"{job.created_at:%H:%M:%S}  {source}{key}{last_error}")  # fmt: skip
     return 0
 
 
@@ -57,7 +61,10 @@ def _one(settings: Settings, args: argparse.Namespace) -> int:
             if args.verb == "cancel":
                 return {"job_id": str(args.job_id), "status": (await engine.cancel(args.job_id)).value}
             job = await engine.get(args.job_id)
-            return {name: value for name, value in vars(job).items()}
+            shown = dict(vars(job))
+            if job.status is JobStatus.PENDING:
+                shown["held_by"] = [hold.describe() for hold in await engine.flow.holds(job.id)]
+            return shown
 
     print(json.dumps(asyncio.run(act()), indent=2, default=str))
     return 0

@@ -54,7 +54,7 @@ RETURNING *;
 -- name: object_event_job_counts
 -- Every recorded event with the number of jobs it started (exactly-once checks, lineage summaries).
 SELECT e.id, e.bucket, e.object_key, e.sequencer, e.event_name, count(j.id) AS jobs
-FROM object_events e LEFT JOIN jobs j ON j.object_event_id = e.id
+FROM object_events e LEFT JOIN job_rows j ON j.object_event_id = e.id
 GROUP BY e.id
 ORDER BY e.id;
 
@@ -71,7 +71,7 @@ WHERE id IN (
     SELECT e.id
     FROM object_events e
     WHERE e.received_at < $1::timestamptz
-      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.object_event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM job_rows j WHERE j.object_event_id = e.id)
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 );

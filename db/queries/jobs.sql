@@ -7,27 +7,29 @@
 -- column); rows whose idempotency key exists are skipped. Returns the new ids. $1 jobs, $2 now. Each
 -- object: id, job_type, payload, status, priority, max_retries, timeout_ms, run_at (null = now),
 -- idempotency_key, pending_parents, pipeline, step, object_event_id, source_bucket, source_key,
--- source_version.
-INSERT INTO jobs (id, job_type, payload, status, priority, max_retries, timeout_ms, run_at, idempotency_key,
-                  pending_parents, pipeline, step, object_event_id, source_bucket, source_key, source_version)
+-- source_version, concurrency_key.
+INSERT INTO job_rows (id, job_type, payload, status, priority, max_retries, timeout_ms, run_at, idempotency_key,
+                      pending_parents, pipeline, step, object_event_id, source_bucket, source_key, source_version,
+                      concurrency_key)
 SELECT u.id, u.job_type, coalesce(u.payload, '{}'), u.status, u.priority, u.max_retries, u.timeout_ms,
        coalesce(u.run_at, $2::timestamptz, now()), u.idempotency_key, u.pending_parents, u.pipeline, u.step,
-       u.object_event_id, u.source_bucket, u.source_key, u.source_version
+       u.object_event_id, u.source_bucket, u.source_key, u.source_version, coalesce(u.concurrency_key, '')
 FROM jsonb_to_recordset($1::jsonb)
      AS u(id uuid, job_type text, payload jsonb, status job_status, priority integer, max_retries integer,
           timeout_ms integer, run_at timestamptz, idempotency_key text, pending_parents integer, pipeline text,
-          step text, object_event_id bigint, source_bucket text, source_key text, source_version text)
+          step text, object_event_id bigint, source_bucket text, source_key text, source_version text,
+          concurrency_key text)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
 -- name: job_ids_by_keys
 -- The ids of existing jobs with these idempotency keys. $1 keys.
-SELECT idempotency_key, id FROM jobs WHERE idempotency_key = ANY($1::text[]);
+SELECT idempotency_key, id FROM job_rows WHERE idempotency_key = ANY($1::text[]);
 
 -- name: job_lock_parents
 -- Share-lock prospective parents before edges are added, so a parent cannot complete unseen between our
 -- count of its children's pending parents and our commit. $1 parent ids.
-SELECT id, status FROM jobs WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE;
+SELECT id, status FROM job_rows WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE;
 
 -- name: dependency_insert_many
 -- $1 parent ids, $2 child ids (parallel arrays).
@@ -43,11 +45,11 @@ WITH counts AS (
            count(*) FILTER (WHERE p.status <> 'COMPLETED') AS pending,
            (array_agg(p.id ORDER BY p.id) FILTER (WHERE p.status IN ('FAILED', 'CANCELLED')))[1] AS failed_parent
     FROM job_dependencies d
-    JOIN jobs p ON p.id = d.parent_id
+    JOIN job_rows p ON p.id = d.parent_id
     WHERE d.child_id = ANY($1::uuid[])
     GROUP BY d.child_id
 )
-UPDATE jobs c
+UPDATE job_rows c
 SET pending_parents = counts.pending,
     status = CASE WHEN counts.failed_parent IS NOT NULL THEN 'CANCELLED'
                   WHEN counts.pending > 0 THEN 'BLOCKED'
@@ -66,45 +68,142 @@ RETURNING c.id, c.status;
 -- Priority inheritance: every unfinished ancestor of jobs $1 takes the highest priority waiting on it.
 WITH RECURSIVE ancestors(id, priority) AS (
     SELECT d.parent_id, c.priority
-    FROM job_dependencies d JOIN jobs c ON c.id = d.child_id
+    FROM job_dependencies d JOIN job_rows c ON c.id = d.child_id
     WHERE d.child_id = ANY($1::uuid[])
     UNION
     SELECT d.parent_id, a.priority
     FROM job_dependencies d JOIN ancestors a ON d.child_id = a.id
 )
-UPDATE jobs j
+UPDATE job_rows j
 SET priority = wanted.priority
 FROM (SELECT id, max(priority) AS priority FROM ancestors GROUP BY id) AS wanted
 WHERE j.id = wanted.id AND j.priority < wanted.priority AND j.status IN ('BLOCKED', 'PENDING');
 
 -- name: job_claim
--- Claim up to $3 ready jobs of types $1 (empty = any) for worker $2, highest priority first, then earliest
--- run_at, then oldest. The lease is the job's timeout plus $4 seconds of grace. $5 now.
-WITH next AS (
-    SELECT id
-    FROM jobs
-    WHERE status = 'PENDING'
-      AND run_at <= coalesce($5::timestamptz, now())
-      AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]))
-    ORDER BY priority DESC, run_at, id
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
+-- Claim up to $3 ready jobs of types $1 (empty = any) for worker $2, within every flow limit and fairly
+-- across concurrency keys. The lease is the job's timeout plus $4 seconds of grace. $5 now.
+--
+-- Priority comes first. Among equal priorities the next slot goes to the key with the fewest RUNNING jobs
+-- per unit of its weight (water-filling: a new key's first jobs overtake a busy key's backlog), then to
+-- the job ready longest. A limited key or job type gives at most its room: max_running minus RUNNING,
+-- and the whole tokens its rate has refilled. Limit rows are locked in (scope, name) order and read
+-- current; job rows are locked SKIP LOCKED, so concurrent claimers take different jobs and never wait on
+-- each other's jobs.
+WITH RECURSIVE ready_keys(concurrency_key) AS (
+    -- Each key with a PENDING job: a loose index scan, one probe per key.
+    (SELECT concurrency_key FROM job_rows WHERE status = 'PENDING' ORDER BY concurrency_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.concurrency_key FROM job_rows j
+            WHERE j.status = 'PENDING' AND j.concurrency_key > r.concurrency_key
+            ORDER BY j.concurrency_key LIMIT 1)
+    FROM ready_keys r
+    WHERE r.concurrency_key IS NOT NULL
+), keys AS MATERIALIZED (
+    -- Each of those keys with its RUNNING count (the fair share's measure of what it has now).
+    SELECT k.concurrency_key,
+           (SELECT count(*) FROM job_rows r WHERE r.concurrency_key = k.concurrency_key AND r.status = 'RUNNING')
+               AS running
+    FROM ready_keys k
+    WHERE k.concurrency_key IS NOT NULL
+), peek AS MATERIALIZED (
+    -- Each key's first ready jobs, read without locking: up to twice an even share of $3 (a key far
+    -- behind takes that much more in this claim, and the rest in the next).
+    SELECT c.id, c.job_type, c.priority, c.run_at, k.concurrency_key, k.running,
+           row_number() OVER (PARTITION BY k.concurrency_key ORDER BY c.priority DESC, c.run_at, c.id) AS key_rank
+    FROM keys k
+    CROSS JOIN LATERAL (
+        SELECT id, job_type, priority, run_at
+        FROM job_rows
+        -- A range, not `=`: the planner then needs this key's index for the order, where with `=` it may
+        -- pick the priority index and filter a busy key's neighbours row by row.
+        WHERE concurrency_key >= k.concurrency_key AND concurrency_key <= k.concurrency_key AND status = 'PENDING'
+          AND run_at <= coalesce($5::timestamptz, now())
+          AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]))
+        ORDER BY concurrency_key, priority DESC, run_at, id
+        LIMIT least($3, 2 * ceil($3::integer / (SELECT count(*) FROM keys)::float8)::integer)
+    ) c
+), limits AS MATERIALIZED (
+    -- The limits of the scopes these jobs belong to, locked: what they say now, not at the snapshot.
+    SELECT l.scope, l.name, l.max_running, l.running, l.rate_per_second, l.burst, l.tokens, l.tokens_at, l.weight
+    FROM flow_limits l
+    WHERE (l.scope = 'key' AND l.name IN (SELECT concurrency_key FROM peek))
+       OR (l.scope = 'job_type' AND l.name IN (SELECT job_type FROM peek))
+    ORDER BY l.scope, l.name
+    FOR UPDATE
+), rooms AS (
+    -- How many more starts each scope allows now (NULL: no limit); `tokens` is the refilled bucket.
+    SELECT scope, name, weight, tokens,
+           least(max_running - running, floor(tokens)::integer) AS room
+    FROM (SELECT scope, name, weight, max_running, running,
+                 least(burst, tokens + rate_per_second
+                       * extract(epoch FROM coalesce($5::timestamptz, now()) - tokens_at)) AS tokens
+          FROM limits) AS refilled
+), ranked AS (
+    -- A job's turn: its key's RUNNING count plus its rank in the key, per unit of the key's weight.
+    SELECT p.id, p.job_type, p.priority, p.run_at, p.concurrency_key,
+           (p.running + p.key_rank)::float8 / coalesce(kr.weight, 1) AS turn,
+           row_number() OVER (PARTITION BY p.job_type
+                              ORDER BY p.priority DESC, (p.running + p.key_rank)::float8 / coalesce(kr.weight, 1),
+                                       p.run_at, p.id) AS type_rank
+    FROM peek p
+    LEFT JOIN rooms kr ON kr.scope = 'key' AND kr.name = p.concurrency_key
+    WHERE kr.room IS NULL OR p.key_rank <= kr.room
+), chosen AS (
+    -- How many of each key's jobs this claim takes: the first $3 turns within the job types' rooms.
+    SELECT concurrency_key, count(*) AS wanted
+    FROM (SELECT r.concurrency_key
+          FROM ranked r
+          LEFT JOIN rooms tr ON tr.scope = 'job_type' AND tr.name = r.job_type
+          WHERE tr.room IS NULL OR r.type_rank <= tr.room
+          ORDER BY r.priority DESC, r.turn, r.run_at, r.id
+          LIMIT $3) AS turns
+    GROUP BY concurrency_key
+), locked AS (
+    -- That many of each key's ready jobs, locked; a job another claimer holds is passed over.
+    SELECT j.id, j.job_type, j.concurrency_key,
+           row_number() OVER (PARTITION BY j.job_type ORDER BY j.priority DESC, j.run_at, j.id) AS type_rank
+    FROM chosen c
+    CROSS JOIN LATERAL (
+        SELECT id, job_type, concurrency_key, priority, run_at
+        FROM job_rows
+        WHERE concurrency_key >= c.concurrency_key AND concurrency_key <= c.concurrency_key AND status = 'PENDING'
+          AND run_at <= coalesce($5::timestamptz, now())
+          AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]))
+        ORDER BY concurrency_key, priority DESC, run_at, id
+        LIMIT c.wanted
+        FOR UPDATE SKIP LOCKED
+    ) j
+), granted AS (
+    -- The job types' rooms again, over the jobs actually locked (one passed over may have been replaced).
+    SELECT l.id, l.job_type, l.concurrency_key
+    FROM locked l
+    LEFT JOIN rooms tr ON tr.scope = 'job_type' AND tr.name = l.job_type
+    WHERE tr.room IS NULL OR l.type_rank <= tr.room
+), spent AS (
+    -- Rate limits: the granted starts take their tokens from each bucket.
+    UPDATE flow_limits l
+    SET tokens = r.tokens - s.started, tokens_at = coalesce($5::timestamptz, now())
+    FROM (SELECT 'key'::flow_scope AS scope, concurrency_key AS name, count(*) AS started
+          FROM granted GROUP BY concurrency_key
+          UNION ALL
+          SELECT 'job_type'::flow_scope, job_type, count(*) FROM granted GROUP BY job_type) AS s
+    JOIN rooms r USING (scope, name)
+    WHERE l.scope = s.scope AND l.name = s.name AND r.tokens IS NOT NULL
 )
-UPDATE jobs j
+UPDATE job_rows j
 SET status = 'RUNNING',
     attempts = j.attempts + 1,
     worker_id = $2,
     cancel_requested = false,
     started_at = coalesce($5::timestamptz, now()),
     lease_expires_at = coalesce($5::timestamptz, now()) + make_interval(secs => j.timeout_ms / 1000.0 + $4::float8)
-FROM next
-WHERE j.id = next.id
+WHERE j.id = ANY(ARRAY(SELECT id FROM granted))  -- by primary key: the planner cannot size the CTEs above
 RETURNING j.*;
 
 -- name: job_extend_leases
 -- Heartbeat: extend the leases of the jobs a worker still holds. $1 ids, $2 attempts, $3 grace seconds,
 -- $4 now. Returns the jobs still held, with whether each was asked to stop; a missing id was rescued.
-UPDATE jobs j
+UPDATE job_rows j
 SET lease_expires_at = coalesce($4::timestamptz, now()) + make_interval(secs => j.timeout_ms / 1000.0 + $3::float8)
 FROM unnest($1::uuid[], $2::integer[]) AS u(id, attempt)
 WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
@@ -112,18 +211,19 @@ RETURNING j.id, j.cancel_requested;
 
 -- name: job_complete_many
 -- Complete jobs and, in the same statement, release each child whose last unfinished parent this was.
--- $1 ids, $2 attempts, $3 results, $4 now. Returns ('completed', id) and ('released', child id, type) rows.
+-- $1 ids, $2 attempts, $3 results, $4 now. Returns ('completed', id), ('released', child id, type) rows, and
+-- ('freed', NULL, type) for each type of the jobs that freed a slot of a capped flow limit (to wake them).
 -- Two parents finishing in concurrent transactions serialise on the child's row; the second decrement
 -- re-reads the first's result, so a release is never lost.
 WITH done AS (
-    UPDATE jobs j
+    UPDATE job_rows j
     SET status = 'COMPLETED', result = u.result, finished_at = coalesce($4::timestamptz, now()),
         lease_expires_at = NULL, cancel_requested = false
     FROM unnest($1::uuid[], $2::integer[], $3::jsonb[]) AS u(id, attempt, result)
     WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
-    RETURNING j.id
+    RETURNING j.id, j.job_type, j.concurrency_key
 ), released AS (
-    UPDATE jobs c
+    UPDATE job_rows c
     SET pending_parents = c.pending_parents - n.parents,
         status = CASE WHEN c.pending_parents - n.parents = 0 THEN 'PENDING' ELSE 'BLOCKED' END::job_status,
         run_at = greatest(c.run_at, coalesce($4::timestamptz, now()))
@@ -135,12 +235,19 @@ WITH done AS (
 )
 SELECT 'completed' AS outcome, id, NULL AS job_type FROM done
 UNION ALL
-SELECT 'released', id, job_type FROM released WHERE status = 'PENDING';
+SELECT 'released', id, job_type FROM released WHERE status = 'PENDING'
+UNION ALL
+SELECT DISTINCT 'freed', NULL::uuid, d.job_type
+FROM done d
+WHERE EXISTS (SELECT 1 FROM flow_limits l
+              WHERE l.max_running IS NOT NULL
+                AND (l.scope = 'key' AND l.name = d.concurrency_key OR l.scope = 'job_type' AND l.name = d.job_type));
 
 -- name: job_fail_many
 -- Record a failed attempt: back to PENDING at $4 (a retry), or FAILED where $4 is NULL (retries exhausted
--- or not retryable). $1 ids, $2 attempts, $3 error entries, $4 retry times, $5 now.
-UPDATE jobs j
+-- or not retryable). $1 ids, $2 attempts, $3 error entries, $4 retry times, $5 now. `frees_limit`: the
+-- job freed a slot of a capped flow limit (its type is woken).
+UPDATE job_rows j
 SET status = CASE WHEN u.retry_at IS NULL THEN 'FAILED' ELSE 'PENDING' END::job_status,
     run_at = coalesce(u.retry_at, j.run_at),
     errors = j.errors || jsonb_build_array(u.error),
@@ -149,12 +256,16 @@ SET status = CASE WHEN u.retry_at IS NULL THEN 'FAILED' ELSE 'PENDING' END::job_
     cancel_requested = false
 FROM unnest($1::uuid[], $2::integer[], $3::jsonb[], $4::timestamptz[]) AS u(id, attempt, error, retry_at)
 WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
-RETURNING j.id, j.status;
+RETURNING j.id, j.status, j.job_type,
+          EXISTS (SELECT 1 FROM flow_limits l
+                  WHERE l.max_running IS NOT NULL
+                    AND (l.scope = 'key' AND l.name = j.concurrency_key OR l.scope = 'job_type' AND l.name = j.job_type))
+              AS frees_limit;
 
 -- name: job_requeue_many
 -- Give jobs back without spending the attempt: unrun at shutdown, or snoozed by a handler until $3
 -- (NULL = now). $1 ids, $2 attempts, $4 now.
-UPDATE jobs j
+UPDATE job_rows j
 SET status = 'PENDING', attempts = j.attempts - 1, worker_id = NULL, lease_expires_at = NULL,
     started_at = NULL, cancel_requested = false,
     run_at = greatest(coalesce($3::timestamptz, $4::timestamptz, now()), j.run_at)
@@ -167,7 +278,7 @@ RETURNING j.id;
 -- its next heartbeat; the reason is kept in cancel_requests for when it does). $2 reason, $3 now.
 -- Returns the status after the call, or nothing if already final.
 WITH cancelled AS (
-    UPDATE jobs
+    UPDATE job_rows
     SET status = CASE WHEN status = 'RUNNING' THEN status ELSE 'CANCELLED' END::job_status,
         cancel_requested = (status = 'RUNNING'),
         finished_at = CASE WHEN status = 'RUNNING' THEN NULL ELSE coalesce($3::timestamptz, now()) END,
@@ -187,7 +298,7 @@ SELECT id, status FROM cancelled;
 -- name: job_cancel_running
 -- The worker running job $1 (attempt $2) stopped it: on request (the entry keeps the request's kind and
 -- reason), or ($4 kind, $5 message) because what it works on is gone. $3 now.
-UPDATE jobs
+UPDATE job_rows
 SET status = 'CANCELLED', finished_at = coalesce($3::timestamptz, now()), lease_expires_at = NULL,
     cancel_requested = false,
     errors = errors || jsonb_build_array(jsonb_build_object(
@@ -211,14 +322,14 @@ WITH removed AS (
 ), hit AS (
     SELECT DISTINCT ON (j.id) j.id, r.message
     FROM removed r
-    JOIN jobs j ON j.source_bucket = r.bucket AND j.source_key = r.object_key
+    JOIN job_rows j ON j.source_bucket = r.bucket AND j.source_key = r.object_key
     LEFT JOIN object_events e ON e.id = j.object_event_id
     WHERE j.status IN ('BLOCKED', 'PENDING', 'RUNNING')
       AND (r.any_version OR coalesce(j.source_version, '') = r.version_id)
       AND coalesce(e.modified_at, e.event_time, j.created_at) <= r.removed_at
     ORDER BY j.id
 ), cancelled AS (
-    UPDATE jobs j
+    UPDATE job_rows j
     SET status = CASE WHEN j.status = 'RUNNING' THEN j.status ELSE 'CANCELLED' END::job_status,
         cancel_requested = (j.status = 'RUNNING'),
         finished_at = CASE WHEN j.status = 'RUNNING' THEN NULL ELSE coalesce($2::timestamptz, now()) END,
@@ -247,7 +358,7 @@ WITH RECURSIVE descendants(id, root) AS (
 ), first_root AS (
     SELECT DISTINCT ON (id) id, root FROM descendants ORDER BY id, root
 )
-UPDATE jobs c
+UPDATE job_rows c
 SET status = 'CANCELLED', finished_at = coalesce($2::timestamptz, now()),
     errors = c.errors || jsonb_build_array(jsonb_build_object(
         'at', coalesce($2::timestamptz, now()), 'attempt', c.attempts, 'kind', coalesce($3::text, 'upstream_failed'),
@@ -260,7 +371,7 @@ RETURNING c.id;
 -- name: job_retry
 -- Run a FAILED or CANCELLED job $1 again, with a fresh retry budget (and no stale stop request). $2 now.
 WITH retried AS (
-    UPDATE jobs
+    UPDATE job_rows
     SET status = 'PENDING', attempt_floor = attempts, run_at = coalesce($2::timestamptz, now()), finished_at = NULL,
         result = NULL, worker_id = NULL, cancel_requested = false, pending_parents = 0
     WHERE id = $1 AND status IN ('FAILED', 'CANCELLED')
@@ -277,7 +388,7 @@ WITH RECURSIVE descendants(id) AS (
     UNION
     SELECT d.child_id FROM job_dependencies d JOIN descendants ON d.parent_id = descendants.id
 )
-UPDATE jobs c
+UPDATE job_rows c
 SET status = 'BLOCKED', pending_parents = 1, finished_at = NULL
 FROM descendants
 WHERE c.id = descendants.id AND c.status = 'CANCELLED' AND c.errors -> -1 ->> 'kind' = 'upstream_failed'
@@ -289,13 +400,13 @@ RETURNING c.id;
 -- left alone; SKIP LOCKED lets several rescuers run at once. $1 batch size, $2 now.
 WITH lapsed AS (
     SELECT id, attempts
-    FROM jobs
+    FROM job_rows
     WHERE status = 'RUNNING' AND lease_expires_at < coalesce($2::timestamptz, now())
     ORDER BY lease_expires_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
-UPDATE jobs j
+UPDATE job_rows j
 SET status = CASE WHEN j.attempts - j.attempt_floor > j.max_retries THEN 'FAILED' ELSE 'PENDING' END::job_status,
     finished_at = CASE WHEN j.attempts - j.attempt_floor > j.max_retries THEN coalesce($2::timestamptz, now()) END,
     run_at = coalesce($2::timestamptz, now()),
@@ -310,7 +421,7 @@ RETURNING j.id, j.status, j.job_type;
 
 -- name: job_expire_leases_of_workers
 -- The workers $1 are known dead: end their jobs' leases now, so the next rescue takes them at once. $2 now.
-UPDATE jobs
+UPDATE job_rows
 SET lease_expires_at = coalesce($2::timestamptz, now()) - interval '1 microsecond'
 WHERE worker_id = ANY($1::uuid[]) AND status = 'RUNNING'
 RETURNING id;
@@ -320,7 +431,7 @@ RETURNING id;
 SELECT j.*,
        ARRAY(SELECT parent_id FROM job_dependencies WHERE child_id = j.id ORDER BY parent_id) AS depends_on,
        ARRAY(SELECT child_id FROM job_dependencies WHERE parent_id = j.id ORDER BY child_id) AS dependents
-FROM jobs j
+FROM job_rows j
 WHERE j.id = $1;
 
 -- name: job_list
@@ -329,7 +440,7 @@ WHERE j.id = $1;
 SELECT j.*,
        ARRAY(SELECT parent_id FROM job_dependencies WHERE child_id = j.id ORDER BY parent_id) AS depends_on,
        ARRAY(SELECT child_id FROM job_dependencies WHERE parent_id = j.id ORDER BY child_id) AS dependents
-FROM jobs j
+FROM job_rows j
 WHERE ($1::job_status IS NULL OR j.status = $1)
   AND ($2::text IS NULL OR j.job_type = $2)
   AND ($3::text IS NULL OR j.source_bucket = $3)
@@ -342,7 +453,7 @@ LIMIT $7;
 -- name: job_parent_results
 -- What a job's parents produced, for the job to read. $1 child id.
 SELECT p.id, p.step, p.job_type, p.status, p.result
-FROM job_dependencies d JOIN jobs p ON p.id = d.parent_id
+FROM job_dependencies d JOIN job_rows p ON p.id = d.parent_id
 WHERE d.child_id = $1
 ORDER BY p.id;
 
@@ -352,20 +463,20 @@ ORDER BY p.id;
 SELECT status, job_type, count(*) AS jobs,
        extract(epoch FROM coalesce($1::timestamptz, now()) - min(run_at) FILTER (
            WHERE status = 'PENDING' AND run_at <= coalesce($1::timestamptz, now())))::float8 AS oldest_ready_seconds
-FROM jobs
+FROM job_rows
 WHERE status IN ('BLOCKED', 'PENDING', 'RUNNING')
 GROUP BY status, job_type;
 
 -- name: job_prune
 -- Delete up to $3 finished jobs: COMPLETED and CANCELLED that finished before $1, FAILED before $2.
 -- A job whose dependents are still live is kept: they may read its result.
-DELETE FROM jobs
+DELETE FROM job_rows
 WHERE id IN (
     SELECT j.id
-    FROM jobs j
+    FROM job_rows j
     WHERE ((j.status IN ('COMPLETED', 'CANCELLED') AND j.finished_at < $1::timestamptz)
         OR (j.status = 'FAILED' AND j.finished_at < $2::timestamptz))
-      AND NOT EXISTS (SELECT 1 FROM job_dependencies d JOIN jobs c ON c.id = d.child_id
+      AND NOT EXISTS (SELECT 1 FROM job_dependencies d JOIN job_rows c ON c.id = d.child_id
                       WHERE d.parent_id = j.id AND c.status IN ('BLOCKED', 'PENDING', 'RUNNING'))
     LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -375,7 +486,7 @@ WHERE id IN (
 -- Keep job $1's latest checkpoint, written by attempt $2 (a stale attempt cannot overwrite it). $3 state.
 INSERT INTO state_snapshots (job_id, attempt, state)
 SELECT $1, $2, $3::jsonb
-FROM jobs WHERE id = $1 AND status = 'RUNNING' AND attempts = $2
+FROM job_rows WHERE id = $1 AND status = 'RUNNING' AND attempts = $2
 ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, state = excluded.state, updated_at = now()
 RETURNING job_id;
 
@@ -386,21 +497,21 @@ SELECT attempt, state, updated_at FROM state_snapshots WHERE job_id = $1;
 -- name: job_extend_leases_of_worker
 -- An HTTP worker's heartbeat: extend the leases of every job worker $1 holds. $2 grace seconds, $3 now.
 -- Returns those jobs, with whether each was asked to stop.
-UPDATE jobs
+UPDATE job_rows
 SET lease_expires_at = coalesce($3::timestamptz, now()) + make_interval(secs => timeout_ms / 1000.0 + $2::float8)
 WHERE worker_id = $1 AND status = 'RUNNING'
 RETURNING id, cancel_requested;
 
 -- name: job_running_past_lease
 -- RUNNING jobs whose lease lapsed: the rescuer should take them within seconds (from jobs_running_lease).
-SELECT count(*) FROM jobs WHERE status = 'RUNNING' AND lease_expires_at < now();
+SELECT count(*) FROM job_rows WHERE status = 'RUNNING' AND lease_expires_at < now();
 
 -- name: pipeline_runs_finished
 -- Pipeline runs (the jobs one recorded event started for one pipeline) whose last job finished in ($1, $2],
 -- oldest first: one row each with its outcome counts and the upload's time. Uses the jobs_finished index.
 WITH touched AS (
     SELECT DISTINCT object_event_id, pipeline
-    FROM jobs
+    FROM job_rows
     WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND finished_at > $1 AND finished_at <= $2
       AND object_event_id IS NOT NULL
 )
@@ -412,7 +523,7 @@ SELECT e.bucket, e.object_key, t.pipeline,
        coalesce(e.event_time, e.received_at) AS uploaded_at,
        max(j.finished_at) AS finished_at
 FROM touched t
-JOIN jobs j ON j.object_event_id = t.object_event_id AND j.pipeline IS NOT DISTINCT FROM t.pipeline
+JOIN job_rows j ON j.object_event_id = t.object_event_id AND j.pipeline IS NOT DISTINCT FROM t.pipeline
 JOIN object_events e ON e.id = t.object_event_id
 GROUP BY e.id, t.pipeline
 HAVING bool_and(j.status IN ('COMPLETED', 'FAILED', 'CANCELLED')) AND max(j.finished_at) > $1

@@ -32,12 +32,12 @@ VALUES ($1, $2, $3, $4, $5);
 
 -- name: worker_get
 -- Worker $1 with its jobs in flight.
-SELECT w.*, (SELECT count(*) FROM jobs j WHERE j.worker_id = w.id AND j.status = 'RUNNING') AS jobs_in_flight
+SELECT w.*, (SELECT count(*) FROM job_rows j WHERE j.worker_id = w.id AND j.status = 'RUNNING') AS jobs_in_flight
 FROM workers w WHERE w.id = $1;
 
 -- name: worker_list
 -- Workers, live ones first, then most recently seen. $1 = include STOPPED and LOST ones.
-SELECT w.*, (SELECT count(*) FROM jobs j WHERE j.worker_id = w.id AND j.status = 'RUNNING') AS jobs_in_flight
+SELECT w.*, (SELECT count(*) FROM job_rows j WHERE j.worker_id = w.id AND j.status = 'RUNNING') AS jobs_in_flight
 FROM workers w
 WHERE $1 OR w.status IN ('ACTIVE', 'DRAINING')
 ORDER BY (w.status IN ('ACTIVE', 'DRAINING')) DESC, w.last_heartbeat_at DESC

@@ -9,7 +9,14 @@ from __future__ import annotations
 from conveyor.pipeline.engine.creation import DagResult
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject
 from conveyor.pipeline.engine.engine import Engine, Failure, FailureKind, JobResult, system_clock
-from conveyor.pipeline.engine.errors import DependencyCycle, InvalidDag, JobConflict, JobNotFound, UnknownParent
+from conveyor.pipeline.engine.errors import (
+    DependencyCycle,
+    InvalidDag,
+    InvalidLimit,
+    JobConflict,
+    JobNotFound,
+    UnknownParent,
+)
 from conveyor.pipeline.engine.transaction import EngineTransaction
 
 __all__ = [
@@ -20,6 +27,7 @@ __all__ = [
     "Failure",
     "FailureKind",
     "InvalidDag",
+    "InvalidLimit",
     "JobConflict",
     "JobNotFound",
     "JobResult",

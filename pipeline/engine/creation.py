@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from conveyor.db import flow as flow_queries
 from conveyor.db import jobs as job_queries
 from conveyor.db.connection import Connection
-from conveyor.db.records import Edge, JobStatus, NewJob
+from conveyor.db.records import Edge, JobStatus, LimitSetBy, NewJob
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject, inherited_priorities, topological_order
 from conveyor.pipeline.engine.errors import UnknownParent
 from conveyor.pipeline.engine.ids import uuid7
@@ -57,6 +58,8 @@ async def create_dag(
     order = topological_order(specs)
     plan = _Plan(specs, [spec.name or str(i) for i, spec in enumerate(specs)], [uuid7() for _ in specs], order)
     priorities = inherited_priorities(specs, order)
+    if limits := _key_limits(specs):
+        await flow_queries.ensure_key_limits(conn, limits, set_by=_set_by(specs, pipeline))
     rows = [_new_job(specs[i], plan.ids[i], priorities[i], pipeline, source) for i in order]
     inserted = await job_queries.insert_many(conn, rows, now=now)
     by_name = dict(zip(plan.names, plan.ids, strict=True))
@@ -121,6 +124,21 @@ async def _link(
     return outside_children
 
 
+def _key_limits(specs: Sequence[JobSpec]) -> dict[str, int]:
+    """The limits the specs give their keys; the strictest where two specs of one call disagree."""
+    limits: dict[str, int] = {}
+    for spec in specs:
+        if spec.concurrency_limit is not None:
+            limits[spec.concurrency_key] = min(
+                spec.concurrency_limit, limits.get(spec.concurrency_key, spec.concurrency_limit)
+            )
+    return limits
+
+
+def _set_by(specs: Sequence[JobSpec], pipeline: str | None) -> LimitSetBy:
+    return LimitSetBy.PIPELINE if pipeline or any(spec.pipeline for spec in specs) else LimitSetBy.API
+
+
 def _new_job(
     spec: JobSpec, job_id: uuid.UUID, priority: int, pipeline: str | None, source: SourceObject | None
 ) -> NewJob:
@@ -141,4 +159,5 @@ def _new_job(
         source_bucket=source.bucket if source else None,
         source_key=source.key if source else None,
         source_version=source.version if source else None,
+        concurrency_key=spec.concurrency_key,
     )

@@ -43,14 +43,37 @@ class JobSpec:
     #: The pipeline the job belongs to and the object it works on (overriding those given for the DAG).
     pipeline: str | None = None
     source: SourceObject | None = None
+    #: Fair share and the key's limits go by it; '' is the pool of every job nobody keyed.
+    concurrency_key: str = ""
+    #: At most this many of the key's jobs RUNNING at once, cluster-wide (sets the key's limit).
+    concurrency_limit: int | None = None
 
     def __post_init__(self) -> None:
         if not self.job_type:
             raise InvalidDag("job_type must not be empty")
+        if problem := concurrency_problem(self.concurrency_key, self.concurrency_limit):
+            raise InvalidDag(problem)
         if self.max_retries < 0:
             raise InvalidDag(f"max_retries must be >= 0 (got {self.max_retries})")
         if self.timeout_ms <= 0:
             raise InvalidDag(f"timeout_ms must be > 0 (got {self.timeout_ms})")
+
+
+#: Longer keys are refused: a key names a tenant or a resource, not a payload.
+MAX_CONCURRENCY_KEY_LENGTH = 200
+
+
+def concurrency_problem(key: str, limit: int | None) -> str | None:
+    """What is wrong with a job's concurrency key and limit, or None (shared by every door that takes them)."""
+    if len(key) > MAX_CONCURRENCY_KEY_LENGTH:
+        return f"concurrency_key is {len(key)} characters long (at most {MAX_CONCURRENCY_KEY_LENGTH})"
+    if not key.isprintable():
+        return "concurrency_key must not contain control characters"
+    if limit is not None and limit <= 0:
+        return f"concurrency_limit must be > 0 (got {limit})"
+    if limit is not None and not key:
+        return "concurrency_limit needs a concurrency_key"
+    return None
 
 
 def topological_order(specs: Sequence[JobSpec]) -> list[int]:

@@ -27,6 +27,7 @@ from conveyor.db.values import storable
 from conveyor.pipeline.engine.creation import DagResult
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject
 from conveyor.pipeline.engine.errors import JobConflict, JobNotFound
+from conveyor.pipeline.engine.flow import FlowLimits
 from conveyor.pipeline.engine.maintenance import MaintenanceVerbs
 from conveyor.pipeline.engine.objects import ObjectRecords
 from conveyor.pipeline.engine.retry import RetryPolicies
@@ -80,7 +81,8 @@ class Engine:
 
     ``engine.workers`` (the worker registry), ``engine.objects`` (recorded events and dead letters),
     ``engine.maintenance`` (rescue, retention, leadership), ``engine.stats`` (queue figures) and
-    ``engine.sweeps`` (bucket listings: reconciliation and backfills).
+    ``engine.sweeps`` (bucket listings: reconciliation and backfills) and ``engine.flow`` (the limits
+    and weights of concurrency keys and job types).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Engine:
         self.maintenance = MaintenanceVerbs(pool, now=self.db_now, wake=self._wake)
         self.stats = QueueStats(pool, now=self.db_now)
         self.sweeps = SweepRecords(pool)
+        self.flow = FlowLimits(pool, now=self.db_now)
 
     @classmethod
     @asynccontextmanager
@@ -203,7 +206,7 @@ class Engine:
         async with acquire(self.pool) as conn:
             outcome = await job_queries.complete_many(conn, rows, now=self.db_now())
         _log_stale("complete", [job for job, _ in done], outcome.completed)
-        self._wake(sorted(set(outcome.released.values())))
+        self._wake(sorted(set(outcome.released.values()) | outcome.freed_types))
         return outcome.completed
 
     async def fail(self, failure: Failure) -> JobStatus | None:
@@ -219,12 +222,13 @@ class Engine:
             FailureRow(f.job.id, f.job.attempts, self._error_entry(f, now), self._retry_at(f, now)) for f in failures
         ]
         async with acquire(self.pool) as conn, conn.transaction():
-            statuses = await job_queries.fail_many(conn, rows, now=self.db_now())
-            failed = [job_id for job_id, status in statuses.items() if status is JobStatus.FAILED]
+            attempts = await job_queries.fail_many(conn, rows, now=self.db_now())
+            failed = [job_id for job_id, status in attempts.statuses.items() if status is JobStatus.FAILED]
             if failed:
                 await job_queries.cancel_descendants(conn, failed, now=self.db_now())
-        _log_stale("fail", [f.job for f in failures], set(statuses))
-        return statuses
+        _log_stale("fail", [f.job for f in failures], set(attempts.statuses))
+        self._wake(sorted(attempts.freed_types))
+        return attempts.statuses
 
     def _retry_at(self, failure: Failure, now: datetime) -> datetime | None:
         if not failure.retryable or failure.job.retries_left <= 0:

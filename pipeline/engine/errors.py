@@ -27,6 +27,10 @@ class UnknownParent(InvalidDag):
     """A job depends on a job that does not exist."""
 
 
+class InvalidLimit(ConveyorError):
+    """A flow limit PostgreSQL would not hold (a cap or rate not above zero, a burst without a rate...)."""
+
+
 class JobConflict(ConveyorError):
     """The job is not in a state that allows this change."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from conveyor.db import events as event_queries
+from conveyor.db import flow as flow_queries
 from conveyor.db import jobs as job_queries
 from conveyor.db import leadership
 from conveyor.db import sweeps as sweep_queries
@@ -32,6 +33,8 @@ class RescueReport:
     requeued: int
     failed: int
     cancelled_descendants: int
+    #: Flow limits whose RUNNING count had drifted and was mended.
+    counts_mended: int = 0
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class PruneReport:
     events: int = 0
     sweeps: int = 0
     tombstones: int = 0
+    flow_limits: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +60,8 @@ class PruneBefore:
     #: None: recorded events (and the tombstones of removed objects) are kept forever.
     events: datetime | None = None
     sweeps: datetime | None = None
+    #: Key limits set by pipelines or API calls, whose key has been idle since then.
+    flow_limits: datetime | None = None
 
 
 class MaintenanceVerbs:
@@ -104,7 +110,10 @@ class MaintenanceVerbs:
                 tombstones = await upload_queries.prune_removed(conn, before=before.events, limit=before.limit)
             if before.sweeps is not None:
                 sweeps = await sweep_queries.prune(conn, before=before.sweeps, limit=before.limit)
-        return PruneReport(jobs, health, workers, events, sweeps, tombstones)
+            limits = 0
+            if before.flow_limits is not None:
+                limits = await flow_queries.prune(conn, idle_before=before.flow_limits)
+        return PruneReport(jobs, health, workers, events, sweeps, tombstones, limits)
 
     def leadership(self, name: str) -> Leadership:
         """The lock that elects the one process doing ``name`` (e.g. "maintenance") in this database."""

@@ -40,6 +40,9 @@ class RetentionSettings(BaseModel):
     events_after_seconds: float | None = Field(None, gt=0)
     #: Finished sweeps and backfills (their progress records); each target's last complete sweep stays.
     sweeps_after_seconds: float = Field(7 * 24 * 3600, gt=0)
+    #: A concurrency key's limit that a pipeline or an API call set goes once the key has had no ready or
+    #: running job this long (an operator's limits stay until cleared).
+    idle_key_limits_after_seconds: float = Field(3600, gt=0)
     batch_size: int = Field(1000, ge=1)
     interval_seconds: float = Field(60.0, gt=0)
 

@@ -17,9 +17,15 @@ class MaintenanceMetrics:
             "conveyor_maintenance_leader", "1 while this process leads cluster maintenance (rescue, retention).",
             registry=registry,
         )  # fmt: skip
+        self.flow_counts_mended = Counter(
+            "conveyor_flow_counts_mended_total",
+            "Flow limits whose RUNNING count had drifted from the jobs running, mended by this process.",
+            registry=registry,
+        )
         for outcome in ("requeued", "failed"):
             self.jobs_rescued.labels(outcome)
 
     def rescued(self, report: RescueReport) -> None:
         self.jobs_rescued.labels("requeued").inc(report.requeued)
         self.jobs_rescued.labels("failed").inc(report.failed)
+        self.flow_counts_mended.inc(report.counts_mended)

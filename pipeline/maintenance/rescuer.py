@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.maintenance import RescueReport
@@ -34,10 +35,12 @@ class Rescuer:
         self.on_rescue = on_rescue
 
     async def run_once(self) -> RescueReport:
-        """Declare silent workers LOST (their leases end now), then rescue one batch of lapsed jobs."""
+        """Declare silent workers LOST (their leases end now), rescue one batch of lapsed jobs, then mend
+        any flow limit's RUNNING count that drifted (a rescued job's slot is freed by the rescue itself)."""
         report = await self.engine.maintenance.rescue(
             limit=self.batch_size, worker_lost_after_seconds=self.worker_lost_after
         )
+        report = replace(report, counts_mended=len(await self.engine.flow.recount()))
         self.on_rescue(report)
         return report
 

@@ -35,18 +35,22 @@ class Pruner:
                 limit=s.batch_size,
                 events=now - timedelta(seconds=s.events_after_seconds) if s.events_after_seconds else None,
                 sweeps=now - timedelta(seconds=s.sweeps_after_seconds),
+                flow_limits=now - timedelta(seconds=s.idle_key_limits_after_seconds),
             )
         )
-        if any((report.jobs, report.health_logs, report.workers, report.events, report.sweeps, report.tombstones)):
-            log.info("pruned %d jobs, %d health samples, %d workers, %d events, %d sweeps, %d tombstones",
-                     report.jobs, report.health_logs, report.workers, report.events, report.sweeps,
-                     report.tombstones)  # fmt: skip
+        if any(_counts(report)):
+            log.info("pruned %d jobs, %d health samples, %d workers, %d events, %d sweeps, %d tombstones, "
+                     "%d idle key limits", *_counts(report))  # fmt: skip
         return report
 
     def full_batch(self, report: PruneReport) -> bool:
-        counts = (report.jobs, report.health_logs, report.workers, report.events, report.sweeps, report.tombstones)
-        return max(counts) >= self.settings.batch_size
+        return max(_counts(report)) >= self.settings.batch_size
 
     async def run(self, stop: asyncio.Event) -> None:
         await every(self.settings.interval_seconds, self.run_once, stop, name="retention", jitter=0.2,
                     again_now=self.full_batch)  # fmt: skip
+
+
+def _counts(report: PruneReport) -> tuple[int, ...]:
+    r = report
+    return r.jobs, r.health_logs, r.workers, r.events, r.sweeps, r.tombstones, r.flow_limits

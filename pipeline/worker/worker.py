@@ -282,18 +282,30 @@ class Worker:
             if started and self.free_slots > 0:
                 trigger = "backlog"  # a full claim suggests more are ready right now
                 continue
-            trigger = await self._wait_for_work(stop)
+            trigger = await self._wait_for_work(stop, within=await self._rate_limit_wait())
             if trigger == "slot" and self.free_slots < self.settings.concurrency // 2:
                 # Let a few more slots free up, so one claim fills several instead of one each.
                 await asyncio.sleep(self.settings.claim_cooldown_seconds)
 
-    async def _wait_for_work(self, stop: asyncio.Event) -> str:
-        """Wait for a wake-up, a freed slot (when full), the jittered poll, or stop; return which."""
+    async def _rate_limit_wait(self) -> float | None:
+        """With free slots left: how soon a rate limit holding back a ready job of ours refills a token."""
+        if self.free_slots <= 0:
+            return None
+        try:
+            return await self.engine.flow.rate_wait(self.job_types)
+        except ServiceUnavailable:
+            return None  # the poll is the correctness path
+
+    async def _wait_for_work(self, stop: asyncio.Event, *, within: float | None = None) -> str:
+        """Wait for a wake-up, a freed slot (when full), the jittered poll (or ``within`` seconds, when
+        sooner: a rate limit's next token), or stop; return which."""
         self.listener.event.clear()
         self._slot_freed.clear()
         s = self.settings
         # The poll is the correctness path: wake-ups only make it faster. Jitter keeps workers apart.
         poll = s.poll_interval_seconds * random.uniform(1 - s.poll_jitter, 1 + s.poll_jitter)
+        if within is not None:
+            poll = min(poll, within)
         awaited = self._slot_freed if self.free_slots <= 0 else self.listener.event
         tasks = {
             asyncio.ensure_future(awaited.wait()): "slot" if awaited is self._slot_freed else "wakeup",
