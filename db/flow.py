@@ -15,12 +15,12 @@ from conveyor.db.records import FlowHold, FlowLimit, FlowLimitRow, FlowScope, Li
 from conveyor.db.sql import QUERIES
 
 
-async def set_limit(conn: Connection, limit: FlowLimit) -> None:
+async def set_limit(conn: Connection, limit: FlowLimit, *, now: datetime | None = None) -> None:
     """Set (or replace) an operator's limit; its RUNNING count starts from the jobs running now."""
     f = limit
     with translate_errors():
         await conn.execute(
-            QUERIES["flow_limit_set"], f.scope.value, f.name, f.max_running, f.rate_per_second, f.burst, f.weight
+            QUERIES["flow_limit_set"], f.scope.value, f.name, f.max_running, f.rate_per_second, f.burst, f.weight, now
         )
 
 

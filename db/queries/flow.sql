@@ -3,17 +3,20 @@
 
 -- name: flow_limit_set
 -- An operator sets scope $1 name $2: max_running $3, rate_per_second $4, burst $5, weight $6 (NULL leaves
--- a rate or a cap unset). The RUNNING count starts from the jobs running now; a new bucket starts full.
-INSERT INTO flow_limits AS l (scope, name, max_running, rate_per_second, burst, weight, running, tokens, set_by)
+-- a rate or a cap unset). The RUNNING count starts from the jobs running now; a new bucket starts full
+-- as of $7 (NULL = now()).
+INSERT INTO flow_limits AS l (scope, name, max_running, rate_per_second, burst, weight, running, tokens,
+                              tokens_at, set_by)
 SELECT $1::flow_scope, $2::text, $3::integer, $4::float8, $5::integer, coalesce($6::integer, 1),
        (SELECT count(*) FROM job_rows j
         WHERE j.status = 'RUNNING' AND ($1::flow_scope = 'key' AND j.concurrency_key = $2
                                         OR $1::flow_scope = 'job_type' AND j.job_type = $2)),
-       coalesce($5::integer, 0), 'operator'
+       coalesce($5::integer, 0), coalesce($7::timestamptz, now()), 'operator'
 ON CONFLICT (scope, name) DO UPDATE
 SET max_running = EXCLUDED.max_running, rate_per_second = EXCLUDED.rate_per_second, burst = EXCLUDED.burst,
     weight = EXCLUDED.weight, set_by = 'operator', updated_at = now(),
-    tokens = CASE WHEN l.burst IS DISTINCT FROM EXCLUDED.burst THEN EXCLUDED.tokens ELSE l.tokens END
+    tokens = CASE WHEN l.burst IS DISTINCT FROM EXCLUDED.burst THEN EXCLUDED.tokens ELSE l.tokens END,
+    tokens_at = CASE WHEN l.burst IS DISTINCT FROM EXCLUDED.burst THEN EXCLUDED.tokens_at ELSE l.tokens_at END
 RETURNING scope;
 
 -- name: flow_limit_clear
@@ -47,7 +50,7 @@ WHERE l.scope = 'key' AND l.name = w.name AND l.set_by <> 'operator'
 SELECT l.scope, l.name, l.max_running, l.rate_per_second, l.burst, l.weight, l.running, l.set_by,
        CASE WHEN l.rate_per_second IS NOT NULL
             THEN least(l.burst, l.tokens + l.rate_per_second
-                       * extract(epoch FROM coalesce($1::timestamptz, now()) - l.tokens_at)) END AS tokens,
+                       * greatest(0, extract(epoch FROM coalesce($1::timestamptz, now()) - l.tokens_at))) END AS tokens,
        w.ready, w.oldest_ready_seconds
 FROM flow_limits l
 CROSS JOIN LATERAL (
@@ -74,7 +77,7 @@ JOIN flow_limits l ON (l.scope = 'key' AND l.name = j.concurrency_key)
 WHERE j.id = $1 AND j.status = 'PENDING' AND j.run_at <= coalesce($2::timestamptz, now())
   AND (l.running >= l.max_running
        OR least(l.burst, l.tokens + l.rate_per_second
-                * extract(epoch FROM coalesce($2::timestamptz, now()) - l.tokens_at)) < 1)
+                * greatest(0, extract(epoch FROM coalesce($2::timestamptz, now()) - l.tokens_at))) < 1)
 ORDER BY l.scope, l.name;
 
 -- name: flow_rate_limited
@@ -84,10 +87,10 @@ SELECT EXISTS (SELECT 1 FROM flow_limits WHERE rate_per_second IS NOT NULL);
 -- name: flow_rate_wait
 -- Seconds until the first rate limit holding back a ready job of types $1 (empty = any) has a whole token
 -- again; NULL when no rate limit holds one back. $2 now.
-SELECT greatest(0, min((1 - t.tokens) / t.rate_per_second))::float8 AS seconds
+SELECT min(greatest(0, (1 - t.tokens) / t.rate_per_second))::float8 AS seconds
 FROM (SELECT l.scope, l.name, l.rate_per_second,
              least(l.burst, l.tokens + l.rate_per_second
-                   * extract(epoch FROM coalesce($2::timestamptz, now()) - l.tokens_at)) AS tokens
+                   * greatest(0, extract(epoch FROM coalesce($2::timestamptz, now()) - l.tokens_at))) AS tokens
       FROM flow_limits l
       WHERE l.rate_per_second IS NOT NULL) AS t
 WHERE t.tokens < 1

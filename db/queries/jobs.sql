@@ -86,9 +86,9 @@ WHERE j.id = wanted.id AND j.priority < wanted.priority AND j.status IN ('BLOCKE
 -- Priority comes first. Among equal priorities the next slot goes to the key with the fewest RUNNING jobs
 -- per unit of its weight (water-filling: a new key's first jobs overtake a busy key's backlog), then to
 -- the job ready longest. A limited key or job type gives at most its room: max_running minus RUNNING,
--- and the whole tokens its rate has refilled. Limit rows are locked in (scope, name) order and read
--- current; job rows are locked SKIP LOCKED, so concurrent claimers take different jobs and never wait on
--- each other's jobs.
+-- and the whole tokens its rate has refilled. Candidates are locked SKIP LOCKED, so concurrent claimers
+-- consider different jobs and never wait on each other's; limit rows are then locked in (scope, name)
+-- order and read as they are now, not as the statement's snapshot saw them.
 WITH RECURSIVE ready_keys(concurrency_key) AS (
     -- Each key with a PENDING job: a loose index scan, one probe per key.
     (SELECT concurrency_key FROM job_rows WHERE status = 'PENDING' ORDER BY concurrency_key LIMIT 1)
@@ -105,9 +105,9 @@ WITH RECURSIVE ready_keys(concurrency_key) AS (
                AS running
     FROM ready_keys k
     WHERE k.concurrency_key IS NOT NULL
-), peek AS MATERIALIZED (
-    -- Each key's first ready jobs, read without locking: up to twice an even share of $3 (a key far
-    -- behind takes that much more in this claim, and the rest in the next).
+), candidates AS MATERIALIZED (
+    -- Each key's first ready jobs, locked: up to twice an even share of $3 (a key far behind takes that
+    -- much in this claim, and more in the next). Those not granted below are free again at commit.
     SELECT c.id, c.job_type, c.priority, c.run_at, k.concurrency_key, k.running,
            row_number() OVER (PARTITION BY k.concurrency_key ORDER BY c.priority DESC, c.run_at, c.id) AS key_rank
     FROM keys k
@@ -121,64 +121,41 @@ WITH RECURSIVE ready_keys(concurrency_key) AS (
           AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]))
         ORDER BY concurrency_key, priority DESC, run_at, id
         LIMIT least($3, 2 * ceil($3::integer / (SELECT count(*) FROM keys)::float8)::integer)
+        FOR UPDATE SKIP LOCKED
     ) c
 ), limits AS MATERIALIZED (
     -- The limits of the scopes these jobs belong to, locked: what they say now, not at the snapshot.
     SELECT l.scope, l.name, l.max_running, l.running, l.rate_per_second, l.burst, l.tokens, l.tokens_at, l.weight
     FROM flow_limits l
-    WHERE (l.scope = 'key' AND l.name IN (SELECT concurrency_key FROM peek))
-       OR (l.scope = 'job_type' AND l.name IN (SELECT job_type FROM peek))
+    WHERE (l.scope = 'key' AND l.name IN (SELECT concurrency_key FROM candidates))
+       OR (l.scope = 'job_type' AND l.name IN (SELECT job_type FROM candidates))
     ORDER BY l.scope, l.name
     FOR UPDATE
 ), rooms AS (
     -- How many more starts each scope allows now (NULL: no limit); `tokens` is the refilled bucket.
-    SELECT scope, name, weight, tokens,
-           least(max_running - running, floor(tokens)::integer) AS room
+    SELECT scope, name, weight, tokens, least(max_running - running, floor(tokens)::integer) AS room
     FROM (SELECT scope, name, weight, max_running, running,
                  least(burst, tokens + rate_per_second
-                       * extract(epoch FROM coalesce($5::timestamptz, now()) - tokens_at)) AS tokens
+                       * greatest(0, extract(epoch FROM coalesce($5::timestamptz, now()) - tokens_at))) AS tokens
           FROM limits) AS refilled
-), ranked AS (
-    -- A job's turn: its key's RUNNING count plus its rank in the key, per unit of the key's weight.
-    SELECT p.id, p.job_type, p.priority, p.run_at, p.concurrency_key,
-           (p.running + p.key_rank)::float8 / coalesce(kr.weight, 1) AS turn,
-           row_number() OVER (PARTITION BY p.job_type
-                              ORDER BY p.priority DESC, (p.running + p.key_rank)::float8 / coalesce(kr.weight, 1),
-                                       p.run_at, p.id) AS type_rank
-    FROM peek p
-    LEFT JOIN rooms kr ON kr.scope = 'key' AND kr.name = p.concurrency_key
-    WHERE kr.room IS NULL OR p.key_rank <= kr.room
-), chosen AS (
-    -- How many of each key's jobs this claim takes: the first $3 turns within the job types' rooms.
-    SELECT concurrency_key, count(*) AS wanted
-    FROM (SELECT r.concurrency_key
-          FROM ranked r
-          LEFT JOIN rooms tr ON tr.scope = 'job_type' AND tr.name = r.job_type
-          WHERE tr.room IS NULL OR r.type_rank <= tr.room
-          ORDER BY r.priority DESC, r.turn, r.run_at, r.id
-          LIMIT $3) AS turns
-    GROUP BY concurrency_key
-), locked AS (
-    -- That many of each key's ready jobs, locked; a job another claimer holds is passed over.
-    SELECT j.id, j.job_type, j.concurrency_key,
-           row_number() OVER (PARTITION BY j.job_type ORDER BY j.priority DESC, j.run_at, j.id) AS type_rank
-    FROM chosen c
-    CROSS JOIN LATERAL (
-        SELECT id, job_type, concurrency_key, priority, run_at
-        FROM job_rows
-        WHERE concurrency_key >= c.concurrency_key AND concurrency_key <= c.concurrency_key AND status = 'PENDING'
-          AND run_at <= coalesce($5::timestamptz, now())
-          AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]))
-        ORDER BY concurrency_key, priority DESC, run_at, id
-        LIMIT c.wanted
-        FOR UPDATE SKIP LOCKED
-    ) j
+), turns AS (
+    -- A job's turn: its key's RUNNING count plus its rank in the key, per unit of the key's weight; jobs
+    -- past their key's room are out.
+    SELECT c.id, c.job_type, c.priority, c.run_at, c.concurrency_key,
+           (c.running + c.key_rank)::float8 / coalesce(kr.weight, 1) AS turn
+    FROM candidates c
+    LEFT JOIN rooms kr ON kr.scope = 'key' AND kr.name = c.concurrency_key
+    WHERE kr.room IS NULL OR c.key_rank <= kr.room
 ), granted AS (
-    -- The job types' rooms again, over the jobs actually locked (one passed over may have been replaced).
-    SELECT l.id, l.job_type, l.concurrency_key
-    FROM locked l
-    LEFT JOIN rooms tr ON tr.scope = 'job_type' AND tr.name = l.job_type
-    WHERE tr.room IS NULL OR l.type_rank <= tr.room
+    -- The first $3 turns within their job types' rooms.
+    SELECT t.id, t.job_type, t.concurrency_key
+    FROM (SELECT t.*, row_number() OVER (PARTITION BY t.job_type ORDER BY t.priority DESC, t.turn, t.run_at, t.id)
+                          AS type_rank
+          FROM turns t) AS t
+    LEFT JOIN rooms tr ON tr.scope = 'job_type' AND tr.name = t.job_type
+    WHERE tr.room IS NULL OR t.type_rank <= tr.room
+    ORDER BY t.priority DESC, t.turn, t.run_at, t.id
+    LIMIT $3
 ), spent AS (
     -- Rate limits: the granted starts take their tokens from each bucket.
     UPDATE flow_limits l

@@ -80,7 +80,7 @@ class FlowLimits:
         """Set an operator's limit (replacing any before); the limit as stored. Takes effect at the next claim."""
         checked = check_limit(limit)
         async with acquire(self._pool) as conn:
-            await flow_queries.set_limit(conn, checked)
+            await flow_queries.set_limit(conn, checked, now=self._now())
         return checked
 
     async def clear(self, scope: FlowScope, name: str) -> bool:

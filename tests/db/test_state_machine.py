@@ -9,7 +9,9 @@ the invariants are read back from the database:
 - ``pending_parents`` equals the number of its parents that have not completed;
 - COMPLETED stays COMPLETED; FAILED and CANCELLED stay so unless an operator retried them;
 - a job is ready (PENDING) only once every parent completed, and is claimed only then;
-- every descendant of a FAILED or CANCELLED job is CANCELLED.
+- every descendant of a FAILED or CANCELLED job is CANCELLED;
+- flow limits (a capped key, a rate-limited key, a capped job type): no claim passes a cap or spends a
+  token it has not got, and each limit's RUNNING count equals its jobs RUNNING, whatever moved them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from hypothesis.stateful import (
 )
 
 from conveyor.db import connection
-from conveyor.db.records import JobFilter, JobRow, JobStatus
+from conveyor.db.records import FlowLimit, FlowScope, JobFilter, JobRow, JobStatus
 from conveyor.db.settings import PostgresSettings
 from conveyor.pipeline.engine import Engine, Failure, JobConflict, JobSpec
 from conveyor.pipeline.engine.settings import RetentionSettings
@@ -63,6 +65,12 @@ class JobMachine(RuleBasedStateMachine):
         self.seen: dict[uuid.UUID, JobStatus] = {}
         self.revived: set[uuid.UUID] = set()
         self.pruned: set[uuid.UUID] = set()
+        # Jobs draw their key from these; the first is capped, the second rate-limited, the type capped.
+        self.keys = [f"{self.kind}-capped", f"{self.kind}-rated", ""]
+        for limit in (FlowLimit(scope=FlowScope.KEY, name=self.keys[0], max_running=1),
+                      FlowLimit(scope=FlowScope.KEY, name=self.keys[1], rate_per_second=0.5, burst=2),
+                      FlowLimit(scope=FlowScope.JOB_TYPE, name=self.kind, max_running=3)):  # fmt: skip
+            self.run(self.engine.flow.set(limit))
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(work)
@@ -75,11 +83,12 @@ class JobMachine(RuleBasedStateMachine):
 
     # -- rules -----------------------------------------------------------------------------------------
 
-    @rule(target=jobs, size=st.integers(1, 4), edges=st.sets(st.tuples(st.integers(0, 3), st.integers(0, 3))))
-    def create_dag(self, size: int, edges: set[tuple[int, int]]) -> MultipleResults[uuid.UUID]:
+    @rule(target=jobs, size=st.integers(1, 4), edges=st.sets(st.tuples(st.integers(0, 3), st.integers(0, 3))),
+          keys=st.lists(st.integers(0, 2), min_size=4, max_size=4))  # fmt: skip
+    def create_dag(self, size: int, edges: set[tuple[int, int]], keys: list[int]) -> MultipleResults[uuid.UUID]:
         depends = {i: sorted({a for a, b in edges if a < b == i and a < size}) for i in range(size)}
         specs = [JobSpec(job_type=self.kind, name=f"j{i}", depends_on=[f"j{a}" for a in depends[i]], max_retries=1,
-                         timeout_ms=1000) for i in range(size)]  # fmt: skip
+                         timeout_ms=1000, concurrency_key=self.keys[keys[i]]) for i in range(size)]  # fmt: skip
         ids = self.run(self.engine.create_dag(specs)).ids
         for i in range(size):
             self.parents[ids[f"j{i}"]] = {ids[f"j{a}"] for a in depends[i]}
@@ -187,6 +196,16 @@ class JobMachine(RuleBasedStateMachine):
                     assert rows[descendant].status is JobStatus.CANCELLED, "a descendant of a failed job lives on"
         self.seen.update({job_id: job.status for job_id, job in rows.items()})
         self.revived.clear()
+
+    @invariant()
+    def flow_limits_hold_and_count_what_runs(self) -> None:
+        running = [j for j in self._rows(self.parents).values() if j.status is JobStatus.RUNNING]
+        limits = {row.name: row for row in self.run(self.engine.flow.all()) if row.name in {*self.keys, self.kind}}
+        capped, rated, kind = limits[self.keys[0]], limits[self.keys[1]], limits[self.kind]
+        assert capped.running == sum(j.concurrency_key == capped.name for j in running) <= 1
+        assert rated.running == sum(j.concurrency_key == rated.name for j in running)
+        assert kind.running == len(running) <= 3, "the job type's cap"
+        assert rated.tokens is not None and rated.tokens >= 0, "a start without a token"
 
 
 @pytest.mark.timeout(600)
