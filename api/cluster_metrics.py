@@ -7,6 +7,7 @@ comes from a cheap query: partial indexes over live jobs and open dead letters, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -44,6 +45,24 @@ class ClusterMetrics:
             "When the last complete reconcile sweep of the bucket finished (Unix time; 0 before the first).",
             ["bucket"], registry=registry,
         )  # fmt: skip
+        labels = ["scope", "name"]
+        self.flow_running = Gauge(
+            "conveyor_flow_running_jobs", "RUNNING jobs of each limited concurrency key or job type.",
+            labels, registry=registry,
+        )  # fmt: skip
+        self.flow_max_running = Gauge(
+            "conveyor_flow_max_running_jobs", "The cap of each capped concurrency key or job type.",
+            labels, registry=registry,
+        )  # fmt: skip
+        self.flow_ready = Gauge(
+            "conveyor_flow_ready_jobs",
+            "Ready PENDING jobs of each limited key or job type: held back while its running jobs are at the cap.",
+            labels, registry=registry,
+        )  # fmt: skip
+        self.flow_oldest_ready = Gauge(
+            "conveyor_flow_oldest_ready_age_seconds", "How long the oldest ready job of each limited scope has waited.",
+            labels, registry=registry,
+        )  # fmt: skip
         self.running_past_lease = Gauge(
             "conveyor_jobs_running_past_lease", "RUNNING jobs whose lease already lapsed (rescue pending).",
             registry=registry,
@@ -60,6 +79,7 @@ class ClusterMetricsRefresher:
         self.engine, self.metrics, self.interval, self.buckets = engine, metrics, interval_seconds, list(buckets)
         # Job types seen so far: their series stay, at 0, once their queue empties (no gaps on the dashboard).
         self._job_types: set[str] = set()
+        self._scopes: set[tuple[str, str]] = set()
 
     async def run_once(self) -> None:
         m = self.metrics
@@ -80,6 +100,25 @@ class ClusterMetricsRefresher:
         m.dead_letters_open.set(open_letters)
         m.running_past_lease.set(past_lease)
         await self._sweeps()
+        await self._flow()
+
+    async def _flow(self) -> None:
+        """Each limited scope's RUNNING jobs against its cap and the ready jobs waiting; a cleared one's go."""
+        m, rows = self.metrics, await self.engine.flow.all()
+        gauges = (m.flow_running, m.flow_max_running, m.flow_ready, m.flow_oldest_ready)
+        for gone in self._scopes - {(row.scope.value, row.name) for row in rows}:
+            for gauge in gauges:
+                with contextlib.suppress(KeyError):  # an uncapped scope never had a max_running series
+                    gauge.remove(*gone)
+        self._scopes = set()
+        for row in rows:
+            labels = (row.scope.value, row.name)
+            self._scopes.add(labels)
+            m.flow_running.labels(*labels).set(row.running)
+            m.flow_ready.labels(*labels).set(row.ready)
+            m.flow_oldest_ready.labels(*labels).set(row.oldest_ready_seconds)
+            if row.max_running is not None:
+                m.flow_max_running.labels(*labels).set(row.max_running)
 
     async def _sweeps(self) -> None:
         """Per bucket, its latest complete sweep (of any prefix): read from PostgreSQL, whichever process led."""

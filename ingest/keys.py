@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from conveyor.ingest.events import UploadEvent
 from conveyor.pipeline.engine.dag import MAX_CONCURRENCY_KEY_LENGTH
@@ -47,8 +49,15 @@ class KeyTemplate:
 
     def render(self, event: UploadEvent, *, pipeline: str, job_type: str) -> str:
         values = _Values(event, pipeline=pipeline, job_type=job_type)
-        rendered = string.Formatter().vformat(self.template, (), values)
+        rendered = _WholeNames().vformat(self.template, (), values)
         return "".join(ch for ch in rendered if ch.isprintable())[:MAX_CONCURRENCY_KEY_LENGTH]
+
+
+class _WholeNames(string.Formatter):
+    """Looks a placeholder up by its whole name: ``metadata.plan`` is one name, not an attribute access."""
+
+    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[Any, str]:
+        return kwargs[field_name], field_name
 
 
 class _Values(dict[str, str]):

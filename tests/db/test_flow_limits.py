@@ -9,7 +9,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from conveyor.api.cluster_metrics import ClusterMetrics, ClusterMetricsRefresher
 from conveyor.db.connection import Pool
 from conveyor.db.records import FlowLimit, FlowScope, JobFilter, JobStatus
 from conveyor.pipeline.engine import Engine, InvalidDag, InvalidLimit, JobSpec
@@ -180,6 +182,24 @@ async def test_a_held_job_is_woken_when_its_key_frees_a_slot(engine: Engine) -> 
     await _enqueue(engine, "k", 3, limit=1)
     (running,) = await engine.claim(WORKER, limit=3)
     woken: list[list[str]] = []
-    engine._wake = lambda types: woken.append(list(types))  # type: ignore[method-assign]
+    engine._wake = lambda types: woken.append(list(types))  # type: ignore[method-assign,assignment]
     await engine.complete(running, None)
     assert woken == [["t"]]
+
+
+async def test_the_cluster_metrics_show_each_limited_scope_and_what_waits_on_it(engine: Engine) -> None:
+    registry = CollectorRegistry()
+    refresher = ClusterMetricsRefresher(engine, ClusterMetrics(registry))
+    await _enqueue(engine, "tenant", 5, limit=2)
+    await engine.flow.set(FlowLimit(scope=FlowScope.JOB_TYPE, name="t", rate_per_second=100))
+    await engine.claim(WORKER, limit=5)
+    await refresher.run_once()
+    key = {"scope": "key", "name": "tenant"}
+    assert registry.get_sample_value("conveyor_flow_running_jobs", key) == 2
+    assert registry.get_sample_value("conveyor_flow_max_running_jobs", key) == 2
+    assert registry.get_sample_value("conveyor_flow_ready_jobs", key) == 3
+    kind = {"scope": "job_type", "name": "t"}
+    assert registry.get_sample_value("conveyor_flow_max_running_jobs", kind) is None, "a rate, no cap"
+    await engine.flow.clear(FlowScope.JOB_TYPE, "t")
+    await refresher.run_once()
+    assert registry.get_sample_value("conveyor_flow_running_jobs", kind) is None, "a cleared limit's series go"

@@ -112,3 +112,49 @@ def test_bad_pipelines_files_are_refused_with_the_problem_named(text: str, fragm
 def test_the_shipped_default_is_valid() -> None:
     rules = load_rules(None)
     assert {p.name for p in rules.match(event("data/x.csv"))} == {"fingerprint", "csv"}
+
+
+KEYED = parse_rules(
+    """
+[[pipeline]]
+name = "tenants"
+  [[pipeline.jobs]]
+  name = "scan"
+  type = "av.scan"
+  concurrency_key = "{bucket}/{prefix1}"
+  concurrency_limit = 4
+  [[pipeline.jobs]]
+  name = "ocr"
+  type = "ocr"
+  concurrency_key = "ocr-{metadata.plan}-{prefix2}"
+  depends_on = ["scan"]
+"""
+)
+
+
+def test_a_job_s_concurrency_key_is_made_from_the_upload() -> None:
+    event = UploadEvent(bucket="uploads", key="acme/2026/report.pdf", event_name="s3:ObjectCreated:Put",
+                        user_metadata={"X-Amz-Meta-Plan": "gold"})  # fmt: skip
+    scan, ocr = route(event, KEYED, max_lineage_depth=3).recorded_as(7).specs()
+    assert (scan.concurrency_key, scan.concurrency_limit) == ("uploads/acme", 4)
+    assert (ocr.concurrency_key, ocr.concurrency_limit) == ("ocr-gold-acme/2026", None)
+    top = UploadEvent(bucket="uploads", key="loose.pdf", event_name="s3:ObjectCreated:Put")
+    scan, ocr = route(top, KEYED, max_lineage_depth=3).recorded_as(8).specs()
+    assert (scan.concurrency_key, ocr.concurrency_key) == ("uploads/", "ocr--"), "no folder: empty parts"
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        ('concurrency_key = "{tenant}"', "unknown placeholder {tenant}"),
+        ('concurrency_key = "{prefix0}"', "unknown placeholder {prefix0}"),
+        ('concurrency_key = "{bucket"', "concurrency_key '{bucket'"),
+        ("concurrency_limit = 3", "concurrency_limit needs a concurrency_key"),
+        ('concurrency_key = "x"\n  concurrency_limit = 0', "concurrency_limit"),
+    ],
+)
+def test_a_bad_key_template_or_limit_is_refused_naming_the_job(job: str, message: str) -> None:
+    text = f'[[pipeline]]\nname = "p"\n  [[pipeline.jobs]]\n  name = "j"\n  type = "t"\n  {job}\n'
+    with pytest.raises(RoutingError, match=r"pipeline\.0\.jobs\.0") as refused:
+        parse_rules(text)
+    assert message in str(refused.value)
