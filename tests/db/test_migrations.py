@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from conveyor.db import admin, connection, migrate
-from conveyor.db.connection import Connection
+from conveyor.db.connection import Connection, Pool
 from conveyor.db.errors import MigrationError
+from conveyor.db.records import JobStatus
 from conveyor.db.settings import PostgresSettings
 from conveyor.db.sql import QUERIES
+from conveyor.pipeline.engine import Engine, JobSpec
 from conveyor.settings import Settings
 
 
@@ -73,3 +75,12 @@ async def test_a_migration_edited_after_it_was_applied_is_refused(
     monkeypatch.setattr(migrate, "available", lambda: [edited, *rest])
     with pytest.raises(MigrationError, match="changed after it was applied"):
         await migrate.migrate(conn)
+
+
+async def test_this_release_keeps_working_on_jobs_a_later_release_added_a_column_to(engine: Engine, pool: Pool) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER TABLE job_rows ADD COLUMN added_later text NOT NULL DEFAULT 'x'")
+    job_id = await engine.create(JobSpec(job_type="t"))
+    (claimed,) = await engine.claim(uuid.uuid4(), limit=1)
+    assert claimed.id == job_id and await engine.complete(claimed, {"ok": True})
+    assert (await engine.get(job_id)).status is JobStatus.COMPLETED
