@@ -75,11 +75,13 @@ async def test_this_releases_migrations_apply_to_a_database_the_previous_release
         migrated = previous.conveyor(name, "migrate")
         assert migrated.returncode == 0 and "applied 0001_job_engine" in migrated.stdout, migrated.stderr
         database = settings.postgres.model_copy(update={"database": name})
+        # Jobs as the previous release's own statements wrote them: this release's need this release's schema.
+        ids = await _insert_as_previous_release(database, 50, "test.noop", log=str(tmp_path / "runs.log"))
         async with Engine.open(database, settings.engine, settings.redis) as engine:
-            ids = await create(engine, 50, "test.noop", log=str(tmp_path / "runs.log"))
             old = previous.worker(name)
             try:
-                await wait_until(lambda: _completed(engine, 50), within=60, what="the old worker's completions")
+                await wait_until(lambda: _completed_before_migrating(database, 50), within=60,
+                                 what="the old worker's completions")  # fmt: skip
             finally:
                 old.terminate()
                 old.wait(60)
@@ -122,6 +124,30 @@ async def _active_workers(engine: Engine, count: int) -> bool:
 
 async def _completed(engine: Engine, count: int) -> bool:
     return len(await engine.list_jobs(JobFilter(status=JobStatus.COMPLETED), limit=100_000)) >= count
+
+
+async def _completed_before_migrating(database: PostgresSettings, count: int) -> bool:
+    conn = await connection.connect(database)
+    try:
+        done: int = await conn.fetchval("SELECT count(*) FROM jobs WHERE status = 'COMPLETED'")
+    finally:
+        await conn.close()
+    return done >= count
+
+
+async def _insert_as_previous_release(
+    database: PostgresSettings, count: int, job_type: str, **params: str
+) -> list[str]:
+    conn = await connection.connect(database)
+    try:
+        rows = await conn.fetch(
+            "INSERT INTO jobs (id, job_type, payload, status, timeout_ms) "
+            "SELECT gen_random_uuid(), $1, $2::jsonb, 'PENDING', 120000 FROM generate_series(1, $3) RETURNING id",
+            job_type, {"params": params}, count,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    return [str(r["id"]) for r in rows]
 
 
 async def _create_empty(settings: Settings, name: str) -> None:
