@@ -31,3 +31,15 @@ SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') 
 -- name: bench_completed
 -- How many jobs are COMPLETED (benchmarks poll this on their own small database).
 SELECT count(*) FROM job_rows WHERE status = 'COMPLETED';
+
+-- name: bench_running
+-- How many jobs are RUNNING.
+SELECT count(*) FROM job_rows WHERE status = 'RUNNING';
+
+-- name: bench_started_of
+-- When each of jobs $1 was created and started (NULL: not yet).
+SELECT created_at, started_at FROM job_rows WHERE id = ANY($1::uuid[]);
+
+-- name: bench_start_times
+-- Every start recorded.
+SELECT started_at FROM job_rows WHERE started_at IS NOT NULL;

@@ -285,11 +285,14 @@ BEGIN
         FROM new_rows n JOIN old_rows o ON o.id = n.id
         WHERE (n.status = 'RUNNING') <> (o.status = 'RUNNING')
     ), deltas AS (
-        SELECT l.scope, l.name, sum(m.delta) AS delta
-        FROM moved m
-        JOIN flow_limits l ON (l.scope = 'key' AND l.name = m.concurrency_key)
-                           OR (l.scope = 'job_type' AND l.name = m.job_type)
-        GROUP BY l.scope, l.name
+        -- Two equality joins (each on the primary key), not one join on an OR.
+        SELECT scope, name, sum(delta) AS delta
+        FROM (SELECT l.scope, l.name, m.delta
+              FROM moved m JOIN flow_limits l ON l.scope = 'key' AND l.name = m.concurrency_key
+              UNION ALL
+              SELECT l.scope, l.name, m.delta
+              FROM moved m JOIN flow_limits l ON l.scope = 'job_type' AND l.name = m.job_type) AS matched
+        GROUP BY scope, name
     ), locked AS (
         -- In (scope, name) order, as the claim locks them: two statements never wait on each other.
         SELECT l.scope, l.name FROM flow_limits l JOIN deltas d USING (scope, name)

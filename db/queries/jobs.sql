@@ -101,13 +101,14 @@ WITH RECURSIVE ready_keys(concurrency_key) AS (
 ), keys AS MATERIALIZED (
     -- Each of those keys with its RUNNING count (the fair share's measure of what it has now).
     SELECT k.concurrency_key,
-           (SELECT count(*) FROM job_rows r WHERE r.concurrency_key = k.concurrency_key AND r.status = 'RUNNING')
-               AS running
+           (SELECT count(*) FROM job_rows r  -- a range for the key's own index, as below
+            WHERE r.concurrency_key >= k.concurrency_key AND r.concurrency_key <= k.concurrency_key
+              AND r.status = 'RUNNING') AS running
     FROM ready_keys k
     WHERE k.concurrency_key IS NOT NULL
 ), candidates AS MATERIALIZED (
-    -- Each key's first ready jobs, locked: up to twice an even share of $3 (a key far behind takes that
-    -- much in this claim, and more in the next). Those not granted below are free again at commit.
+    -- Each key's first ready jobs, locked: up to an even share of $3 and a quarter more (a key far behind
+    -- takes that much in this claim, and more in the next). Those not granted are free again at commit.
     SELECT c.id, c.job_type, c.priority, c.run_at, k.concurrency_key, k.running,
            row_number() OVER (PARTITION BY k.concurrency_key ORDER BY c.priority DESC, c.run_at, c.id) AS key_rank
     FROM keys k
@@ -120,7 +121,7 @@ WITH RECURSIVE ready_keys(concurrency_key) AS (
           AND run_at <= coalesce($5::timestamptz, now())
           AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]))
         ORDER BY concurrency_key, priority DESC, run_at, id
-        LIMIT least($3, 2 * ceil($3::integer / (SELECT count(*) FROM keys)::float8)::integer)
+        LIMIT least($3, ceil(1.25 * $3::integer / (SELECT count(*) FROM keys)::float8)::integer)
         FOR UPDATE SKIP LOCKED
     ) c
 ), limits AS MATERIALIZED (
