@@ -99,16 +99,18 @@ WITH RECURSIVE ready_keys(concurrency_key) AS (
     FROM ready_keys r
     WHERE r.concurrency_key IS NOT NULL
 ), keys AS MATERIALIZED (
-    -- Each of those keys with its RUNNING count (the fair share's measure of what it has now).
-    SELECT k.concurrency_key,
+    -- Each of those keys with its weight and RUNNING count (the fair share's measure of what it has now).
+    SELECT k.concurrency_key, coalesce(w.weight, 1) AS weight,
            (SELECT count(*) FROM job_rows r  -- a range for the key's own index, as below
             WHERE r.concurrency_key >= k.concurrency_key AND r.concurrency_key <= k.concurrency_key
               AND r.status = 'RUNNING') AS running
     FROM ready_keys k
+    LEFT JOIN flow_limits w ON w.scope = 'key' AND w.name = k.concurrency_key  -- read, not locked: a share
     WHERE k.concurrency_key IS NOT NULL
 ), candidates AS MATERIALIZED (
-    -- Each key's first ready jobs, locked: up to an even share of $3 and a quarter more (a key far behind
-    -- takes that much in this claim, and more in the next). Those not granted are free again at commit.
+    -- Each key's first ready jobs, locked: up to its weight's share of $3 and a quarter more, or up to $3
+    -- for a key with nothing running (a newcomer may take the whole claim). A key far behind otherwise
+    -- catches up over a few claims. Those not granted are free again at commit.
     SELECT c.id, c.job_type, c.priority, c.run_at, k.concurrency_key, k.running,
            row_number() OVER (PARTITION BY k.concurrency_key ORDER BY c.priority DESC, c.run_at, c.id) AS key_rank
     FROM keys k
@@ -121,7 +123,8 @@ WITH RECURSIVE ready_keys(concurrency_key) AS (
           AND run_at <= coalesce($5::timestamptz, now())
           AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]))
         ORDER BY concurrency_key, priority DESC, run_at, id
-        LIMIT least($3, ceil(1.25 * $3::integer / (SELECT count(*) FROM keys)::float8)::integer)
+        LIMIT CASE WHEN k.running = 0 THEN $3
+                   ELSE least($3, ceil(1.25 * $3::integer * k.weight / (SELECT sum(weight) FROM keys))::integer) END
         FOR UPDATE SKIP LOCKED
     ) c
 ), limits AS MATERIALIZED (
