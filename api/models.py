@@ -14,6 +14,7 @@ from conveyor.db.records import DeadLetterRow, FlowHold, FlowLimitRow, JobRow, W
 from conveyor.db.values import unstorable
 from conveyor.ingest.backfill import Progress
 from conveyor.pipeline.engine.dag import MAX_CONCURRENCY_KEY_LENGTH
+from conveyor.pipeline.engine.flow import MAX_RATE, MIN_RATE
 
 JobStatusName = Literal["BLOCKED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
 MAX_PRIORITY = 1_000_000
@@ -347,7 +348,7 @@ class LimitSet(Camel):
     """A flow limit an operator sets on a concurrency key or a job type (null leaves that limit off)."""
 
     max_running: int | None = Field(None, ge=1, le=1_000_000)
-    rate_per_second: float | None = Field(None, gt=0, le=1_000_000)
+    rate_per_second: float | None = Field(None, ge=MIN_RATE, le=MAX_RATE)
     burst: int | None = Field(None, ge=1, le=1_000_000)
     weight: int = Field(1, ge=1, le=1_000_000)
 

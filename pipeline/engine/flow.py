@@ -21,6 +21,11 @@ from conveyor.pipeline.engine.errors import InvalidLimit
 
 log = logging.getLogger(__name__)
 
+#: Rates outside these are refused: one start a day at the slowest (slower is a schedule, not a rate, and
+#: PostgreSQL's float8 refuses the subnormal values below), a million a second at the fastest.
+MIN_RATE = 1 / 86_400
+MAX_RATE = 1_000_000.0
+
 
 def check_limit(limit: FlowLimit) -> FlowLimit:
     """``limit`` if it is one PostgreSQL will hold, else :class:`InvalidLimit` naming the field.
@@ -41,8 +46,8 @@ def _limit_problem(limit: FlowLimit) -> str | None:
         return f"name must be printable and at most {MAX_CONCURRENCY_KEY_LENGTH} characters"
     if limit.max_running is not None and limit.max_running <= 0:
         return f"max_running must be > 0 (got {limit.max_running})"
-    if limit.rate_per_second is not None and not limit.rate_per_second > 0:
-        return f"rate_per_second must be > 0 (got {limit.rate_per_second})"
+    if limit.rate_per_second is not None and not MIN_RATE <= limit.rate_per_second <= MAX_RATE:
+        return f"rate_per_second must be between {MIN_RATE:g} and {MAX_RATE:g} (got {limit.rate_per_second})"
     if limit.burst is not None and (limit.burst <= 0 or limit.rate_per_second is None):
         return "burst must be > 0 and comes with rate_per_second"
     if limit.weight <= 0:

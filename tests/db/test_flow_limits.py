@@ -171,8 +171,9 @@ async def test_keys_and_limits_are_validated_with_the_field_named(engine: Engine
         JobSpec(job_type="t", concurrency_limit=3)
     with pytest.raises(InvalidDag, match="control characters"):
         JobSpec(job_type="t", concurrency_key="a\nb")
-    with pytest.raises(InvalidLimit, match="rate_per_second must be > 0"):
-        await engine.flow.set(FlowLimit(scope=FlowScope.JOB_TYPE, name="t", rate_per_second=0))
+    for rate in (0, 5e-324, 1e7):
+        with pytest.raises(InvalidLimit, match="rate_per_second must be between"):
+            await engine.flow.set(FlowLimit(scope=FlowScope.JOB_TYPE, name="t", rate_per_second=rate))
     with pytest.raises(InvalidLimit, match="burst"):
         await engine.flow.set(FlowLimit(scope=FlowScope.JOB_TYPE, name="t", burst=3))
     stored = await engine.flow.set(FlowLimit(scope=FlowScope.JOB_TYPE, name="t", rate_per_second=2.5))

@@ -50,6 +50,8 @@ match = { suffixes = [".csv"] }
   [[pipeline.jobs]]
   name = "profile"
   type = "csv.profile"
+  concurrency_key = "{bucket}/{prefix1}"
+  concurrency_limit = 4
 
 [[pipeline]]
 name = "jsonl"
