@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
@@ -23,7 +23,13 @@ async def list_limits(request: Request) -> list[LimitBody]:
     return [LimitBody.of(row) for row in await context_of(request).engine.flow.all()]
 
 
-@router.put("/{scope}/{name:path}", response_model=LimitBody, responses={422: {"model": Problem}})
+#: A name holding a line break matches no route (the path's pattern stops at one): 404, as for any path.
+UNROUTABLE: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "The name holds a line break: no such resource"}
+}
+
+
+@router.put("/{scope}/{name:path}", response_model=LimitBody, responses={422: {"model": Problem}, **UNROUTABLE})
 async def set_limit(scope: ScopeName, name: LimitName, body: LimitSet, request: Request) -> LimitBody:
     """Set (replace) the limits of a key (``key``; '' is not addressable here) or a job type (``job_type``)."""
     flow = context_of(request).engine.flow
@@ -32,7 +38,12 @@ async def set_limit(scope: ScopeName, name: LimitName, body: LimitSet, request: 
     return next(LimitBody.of(r) for r in await flow.all() if r.scope.value == scope and r.name == name)
 
 
-@router.delete("/{scope}/{name:path}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": Problem}})
+NO_LIMIT: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No limit on that scope (or a name holding a line break)"}
+}
+
+
+@router.delete("/{scope}/{name:path}", status_code=status.HTTP_204_NO_CONTENT, responses=NO_LIMIT)
 async def clear_limit(scope: ScopeName, name: LimitName, request: Request) -> Response:
     """Remove a scope's limits: its jobs run unlimited, with weight 1."""
     if not await context_of(request).engine.flow.clear(FlowScope(scope), name):
