@@ -80,7 +80,7 @@ class Engine:
     """Creates, claims, finishes, cancels, retries and finds jobs; its facets hold the other doors.
 
     ``engine.workers`` (the worker registry), ``engine.objects`` (recorded events and dead letters),
-    ``engine.maintenance`` (rescue, retention, leadership), ``engine.stats`` (queue figures) and
+    ``engine.maintenance`` (rescue, retention, leadership), ``engine.stats`` (queue figures),
     ``engine.sweeps`` (bucket listings: reconciliation and backfills) and ``engine.flow`` (the limits
     and weights of concurrency keys and job types).
     """

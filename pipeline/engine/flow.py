@@ -11,6 +11,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from conveyor.db import flow as flow_queries
@@ -35,7 +36,7 @@ def check_limit(limit: FlowLimit) -> FlowLimit:
     if problem := _limit_problem(limit):
         raise InvalidLimit(problem)
     if limit.rate_per_second is not None and limit.burst is None:
-        return FlowLimit(**{**limit.__dict__, "burst": max(1, math.ceil(limit.rate_per_second))})
+        return replace(limit, burst=max(1, math.ceil(limit.rate_per_second)))
     return limit
 
 

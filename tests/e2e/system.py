@@ -51,7 +51,6 @@ match = { suffixes = [".csv"] }
   name = "profile"
   type = "csv.profile"
   concurrency_key = "{bucket}/{prefix1}"
-  concurrency_limit = 4
 
 [[pipeline]]
 name = "jsonl"
