@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from conveyor.ingest.events import UploadEvent
 from conveyor.pipeline.engine.dag import MAX_CONCURRENCY_KEY_LENGTH
@@ -24,53 +22,57 @@ from conveyor.pipeline.engine.dag import MAX_CONCURRENCY_KEY_LENGTH
 _FIXED = frozenset({"bucket", "pipeline", "job_type"})
 _PREFIX = re.compile(r"prefix([1-9])")
 _METADATA = re.compile(r"metadata\.([A-Za-z0-9_-]+)")
+_PLACEHOLDERS = "{bucket}, {pipeline}, {job_type}, {prefix1}..{prefix9} or {metadata.NAME}"
 
 
-def template_problem(template: str) -> str | None:
-    """What is wrong with a key template, or None."""
-    try:
-        fields = [name for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        return f"concurrency_key {template!r}: {exc}"
-    for name in fields:
-        if name not in _FIXED and not _PREFIX.fullmatch(name) and not _METADATA.fullmatch(name):
-            return (f"concurrency_key {template!r}: unknown placeholder {{{name}}} (use {{bucket}}, {{pipeline}}, "
-                    "{job_type}, {prefix1}..{prefix9} or {metadata.NAME})")  # fmt: skip
-    if not template.isprintable():
-        return f"concurrency_key {template!r} must not contain control characters"
-    return None
+@dataclass(frozen=True)
+class _Part:
+    """A template's literal text, then the placeholder after it (``kind`` '' at the end)."""
+
+    literal: str
+    kind: str = ""  # "bucket", "pipeline", "job_type", "prefix" or "metadata"
+    argument: str = ""  # the prefix's depth, or the metadata name
 
 
 @dataclass(frozen=True)
 class KeyTemplate:
-    """A checked template; :meth:`render` makes the key of one job (cut to the longest key allowed)."""
+    """A template parsed once, when the pipelines file loads; :meth:`render` makes one job's key."""
 
-    template: str
+    parts: tuple[_Part, ...]
+
+    @classmethod
+    def parse(cls, template: str) -> KeyTemplate:
+        """The parsed template, or ``ValueError`` saying what is wrong with it."""
+        if not template.isprintable():
+            raise ValueError(f"concurrency_key {template!r} must not contain control characters")
+        try:
+            pieces = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            raise ValueError(f"concurrency_key {template!r}: {exc}") from None
+        return cls(tuple(_part(template, literal, name) for literal, name, _, _ in pieces))
 
     def render(self, event: UploadEvent, *, pipeline: str, job_type: str) -> str:
-        values = _Values(event, pipeline=pipeline, job_type=job_type)
-        rendered = _WholeNames().vformat(self.template, (), values)
-        return "".join(ch for ch in rendered if ch.isprintable())[:MAX_CONCURRENCY_KEY_LENGTH]
+        """The key for ``event`` (control characters a value brings dropped, cut to the longest key allowed)."""
+        fixed = {"bucket": event.bucket, "pipeline": pipeline, "job_type": job_type}
+        out = []
+        for part in self.parts:
+            out.append(part.literal)
+            if part.kind == "prefix":
+                out.append("/".join(event.key.split("/")[:-1][: int(part.argument)]))
+            elif part.kind == "metadata":
+                out.append(event.metadata(part.argument) or "")
+            elif part.kind:
+                out.append(fixed[part.kind])
+        return "".join(ch for ch in "".join(out) if ch.isprintable())[:MAX_CONCURRENCY_KEY_LENGTH]
 
 
-class _WholeNames(string.Formatter):
-    """Looks a placeholder up by its whole name: ``metadata.plan`` is one name, not an attribute access."""
-
-    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[Any, str]:
-        return kwargs[field_name], field_name
-
-
-class _Values(dict[str, str]):
-    """The placeholders' values for one event, looked up lazily by name."""
-
-    def __init__(self, event: UploadEvent, *, pipeline: str, job_type: str) -> None:
-        super().__init__(bucket=event.bucket, pipeline=pipeline, job_type=job_type)
-        self._event = event
-
-    def __missing__(self, name: str) -> str:
-        if prefix := _PREFIX.fullmatch(name):
-            folders = self._event.key.split("/")[:-1]
-            return "/".join(folders[: int(prefix.group(1))])
-        if metadata := _METADATA.fullmatch(name):
-            return self._event.metadata(metadata.group(1)) or ""
-        raise KeyError(name)
+def _part(template: str, literal: str, name: str | None) -> _Part:
+    if name is None:
+        return _Part(literal)
+    if name in _FIXED:
+        return _Part(literal, name)
+    if prefix := _PREFIX.fullmatch(name):
+        return _Part(literal, "prefix", prefix.group(1))
+    if metadata := _METADATA.fullmatch(name):
+        return _Part(literal, "metadata", metadata.group(1))
+    raise ValueError(f"concurrency_key {template!r}: unknown placeholder {{{name}}} (use {_PLACEHOLDERS})")

@@ -28,11 +28,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from conveyor.ingest.errors import BadEvent, RoutingError
 from conveyor.ingest.events import UploadEvent
-from conveyor.ingest.keys import KeyTemplate, template_problem
+from conveyor.ingest.keys import KeyTemplate
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject, topological_order
 from conveyor.pipeline.engine.errors import InvalidDag
 from conveyor.pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
@@ -92,19 +92,19 @@ class JobTemplate(_Strict):
     #: At most this many jobs of each key the template makes RUNNING at once, across the cluster.
     concurrency_limit: int | None = Field(None, gt=0)
 
+    #: The key template, parsed once when the file loads (None: the job is not keyed).
+    _key: KeyTemplate | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _valid_key(self) -> JobTemplate:
-        if problem := template_problem(self.concurrency_key):
-            raise ValueError(problem)
         if self.concurrency_limit is not None and not self.concurrency_key:
             raise ValueError("concurrency_limit needs a concurrency_key")
+        self._key = KeyTemplate.parse(self.concurrency_key) if self.concurrency_key else None
         return self
 
     def key_for(self, event: UploadEvent, pipeline: str) -> str:
         """The concurrency key of this job for ``event``."""
-        if not self.concurrency_key:
-            return ""
-        return KeyTemplate(self.concurrency_key).render(event, pipeline=pipeline, job_type=self.type)
+        return self._key.render(event, pipeline=pipeline, job_type=self.type) if self._key else ""
 
 
 class Pipeline(_Strict):
