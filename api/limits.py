@@ -35,7 +35,9 @@ async def set_limit(scope: ScopeName, name: LimitName, body: LimitSet, request: 
     flow = context_of(request).engine.flow
     await flow.set(FlowLimit(scope=FlowScope(scope), name=name, max_running=body.max_running,
                              rate_per_second=body.rate_per_second, burst=body.burst, weight=body.weight))  # fmt: skip
-    return next(LimitBody.of(r) for r in await flow.all() if r.scope.value == scope and r.name == name)
+    stored = await flow.get(FlowScope(scope), name)
+    assert stored is not None  # just set in its own committed statement
+    return LimitBody.of(stored)
 
 
 NO_LIMIT: dict[int | str, dict[str, Any]] = {

@@ -37,9 +37,13 @@ async def ensure_key_limits(conn: Connection, limits: Mapping[str, int], *, set_
         await conn.execute(QUERIES["flow_key_limits_ensure"], names, [limits[n] for n in names], set_by.value)
 
 
-async def list_limits(conn: Connection, *, now: datetime | None = None) -> list[FlowLimitRow]:
+async def list_limits(
+    conn: Connection, *, only: tuple[FlowScope, str] | None = None, now: datetime | None = None
+) -> list[FlowLimitRow]:
+    """Every limited scope with its live counts (or only the scope ``only`` names)."""
+    scope, name = (only[0].value, only[1]) if only else (None, None)
     with translate_errors():
-        rows = await conn.fetch(QUERIES["flow_limits_list"], now)
+        rows = await conn.fetch(QUERIES["flow_limits_list"], now, scope, name)
     return [FlowLimitRow.from_record(r) for r in rows]
 
 

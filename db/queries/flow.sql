@@ -45,8 +45,8 @@ WHERE l.scope = 'key' AND l.name = w.name AND l.set_by <> 'operator'
   AND l.max_running IS DISTINCT FROM w.max_running;
 
 -- name: flow_limits_list
--- Every limited scope with its live counts: RUNNING now, ready and waiting, and the tokens refilled by
--- now ($1; NULL = now()), the oldest ready job's age in seconds.
+-- Every limited scope (or only scope $2 name $3, when given) with its live counts: RUNNING now, ready and
+-- waiting, and the tokens refilled by now ($1; NULL = now()), the oldest ready job's age in seconds.
 SELECT l.scope, l.name, l.max_running, l.rate_per_second, l.burst, l.weight, l.running, l.set_by,
        CASE WHEN l.rate_per_second IS NOT NULL
             THEN least(l.burst, l.tokens + l.rate_per_second
@@ -66,6 +66,7 @@ CROSS JOIN LATERAL (
           WHERE l.scope = 'job_type' AND j.job_type = l.name
             AND j.status = 'PENDING' AND j.run_at <= coalesce($1::timestamptz, now())) AS u
 ) w
+WHERE ($2::flow_scope IS NULL OR l.scope = $2::flow_scope) AND ($3::text IS NULL OR l.name = $3::text)
 ORDER BY l.scope, l.name;
 
 -- name: flow_holds_of_job

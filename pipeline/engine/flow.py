@@ -99,6 +99,12 @@ class FlowLimits:
         async with acquire(self._pool) as conn:
             return await flow_queries.list_limits(conn, now=self._now())
 
+    async def get(self, scope: FlowScope, name: str) -> FlowLimitRow | None:
+        """One scope's limits and live counts; None when it has no limit."""
+        async with acquire(self._pool) as conn:
+            rows = await flow_queries.list_limits(conn, only=(scope, name), now=self._now())
+        return rows[0] if rows else None
+
     async def holds(self, job_id: uuid.UUID) -> list[FlowHold]:
         """Why a ready PENDING job waits: the limits it is held by now (none: it waits for a free worker)."""
         async with acquire(self._pool) as conn:
