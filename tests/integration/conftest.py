@@ -32,6 +32,7 @@ from conveyor.pipeline.handlers.base import JobContext
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
 from tests import isolation
+from tests.integration.api_server import ApiServer, api_server
 
 
 @dataclass
@@ -209,6 +210,13 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], *, within: float,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
         await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def api(database: PostgresSettings) -> Iterator[ApiServer]:
+    """``conveyor api`` serving the test's database."""
+    with api_server(database.database) as server:
+        yield server
 
 
 @pytest.fixture

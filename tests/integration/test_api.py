@@ -6,22 +6,14 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from conveyor.db.settings import PostgresSettings
 from conveyor.settings import Settings
-from tests.integration.api_server import READ_ONLY, ApiServer, api_server
-
-
-@pytest.fixture
-def api(database: PostgresSettings) -> Iterator[ApiServer]:
-    with api_server(database.database) as server:
-        yield server
+from tests.integration.api_server import READ_ONLY, ApiServer
 
 
 def test_the_seed_walkthrough(api: ApiServer) -> None:

@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from conveyor.db.settings import PostgresSettings
-from tests.integration.api_server import READ_ONLY, ApiServer, api_server
-
-
-@pytest.fixture
-def api(database: PostgresSettings) -> Iterator[ApiServer]:
-    with api_server(database.database) as server:
-        yield server
+from tests.integration.api_server import READ_ONLY, ApiServer
 
 
 def test_a_keyed_job_says_which_limit_holds_it_back(api: ApiServer) -> None:
