@@ -40,7 +40,8 @@ run: stack
 ## The whole suite against real services. Stops what it started, even when tests fail.
 test: install lint
 	@record=$$(mktemp); status=0; \
-	$(CONVEYOR) stack up --record "$$record" \
+	$(CONVEYOR) stack tools >/dev/null \
+	  && $(CONVEYOR) stack up --record "$$record" \
 	  && $(CONVEYOR) migrate && $(CONVEYOR) bootstrap \
 	  && $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
 	$(CONVEYOR) stack down --from-record "$$record"; rm -f "$$record"; exit $$status

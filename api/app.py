@@ -43,6 +43,7 @@ def create_app(context: ApiContext) -> FastAPI:
         app.include_router(system.router, dependencies=protected, responses=AUTH_RESPONSES)
     else:
         app.include_router(system.router)
+    app.include_router(system.liveness_router)
     _errors(app)
     _http_metrics(app, context)
     app.add_middleware(BodyLimit, max_bytes=context.settings.max_body_bytes)

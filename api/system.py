@@ -1,4 +1,4 @@
-"""/health (each backing service checked for real, time-bounded) and /metrics."""
+"""/health (each backing service checked for real, time-bounded), /health/live and /metrics."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from conveyor.pipeline.storage.client import s3_client
 from conveyor.pipeline.storage.settings import S3Settings
 
 router = APIRouter(tags=["system"])
+#: Answered without a token even when /health is protected: it says only that the process serves requests.
+liveness_router = APIRouter(tags=["system"])
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
@@ -52,6 +54,12 @@ async def _run(check: HealthCheck, required: bool) -> ServiceCheck:
 
 def _ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 1)
+
+
+@liveness_router.get("/health/live")
+async def live() -> dict[str, str]:
+    """200 while the process's event loop serves requests (an orchestrator's liveness probe); no I/O."""
+    return {"status": "ok", "detail": "live"}
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})

@@ -7,7 +7,7 @@ values or frozen row dataclasses. ``now`` is None in production and a fixed time
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -262,6 +262,13 @@ async def depth(conn: Connection, *, now: datetime | None = None) -> list[Depth]
     with translate_errors():
         rows = await conn.fetch(QUERIES["job_depth"], now)
     return [Depth(JobStatus(r["status"]), r["job_type"], r["jobs"], r["oldest_ready_seconds"]) for r in rows]
+
+
+async def ready_backlog(conn: Connection, job_types: Collection[str]) -> int:
+    """Ready jobs of ``job_types`` (every type when empty): the autoscaling query, shared with the Helm chart."""
+    with translate_errors():
+        ready: int = await conn.fetchval(QUERIES["job_ready_backlog"], list(job_types))
+    return ready
 
 
 async def prune(conn: Connection, *, finished_before: datetime, failed_before: datetime, limit: int) -> int:

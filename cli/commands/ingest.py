@@ -21,6 +21,7 @@ from conveyor.ingest.metrics import IngestMetrics, ReconcileMetrics
 from conveyor.ingest.reconciler import Reconciler
 from conveyor.ingest.retention import check_event_retention, topic_retention_seconds
 from conveyor.ingest.routing import describe, load_rules, route
+from conveyor.pipeline.lifecycle.probes import Probes
 from conveyor.pipeline.lifecycle.tasks import Supervisor, task_failures_counter
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
@@ -65,7 +66,8 @@ async def run_ingestor(settings: Settings, stop: asyncio.Event | None = None) ->
     rules = load_rules(settings.ingest.pipelines_file)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    runtime.serve_metrics(registry, settings)
+    probes = Probes()
+    runtime.serve_metrics(registry, settings, probes)
     stop = stop or asyncio.Event()
     runtime.stop_on_signals(stop)
     retention = settings.engine.retention.events_after_seconds
@@ -81,7 +83,8 @@ async def run_ingestor(settings: Settings, stop: asyncio.Event | None = None) ->
         await ingestor.start()
         log.info("ingesting %s as group %s", settings.kafka.events_topic, settings.ingest.group_id)
         try:
-            await ingestor.run(stop)
+            async with runtime.probing(probes, engine, stop):
+                await ingestor.run(stop)
         finally:
             await side.close()
             await ingestor.stop()

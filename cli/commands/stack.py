@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.settings import Settings
+from conveyor.stack.kubernetes import install_kubernetes_tools
 from conveyor.stack.manager import Stack, format_table
 
 
@@ -43,6 +44,9 @@ def register(commands: Any) -> None:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--s3", choices=["minio", "versitygw"])
     logs.set_defaults(handler=_logs)
+
+    tools = actions.add_parser("tools", help="build or find helm and the CRDs the chart is validated against (cached)")
+    tools.set_defaults(handler=_tools)
 
     reset = actions.add_parser("reset", help="stop everything and delete the stack's data (not the build cache)")
     reset.add_argument("--s3", choices=["minio", "versitygw"])
@@ -101,6 +105,14 @@ def _logs(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     argv = ["tail", "-n", str(args.lines), *(["-F"] if args.follow else []), *existing]
     return subprocess.call(argv)
+
+
+def _tools(settings: Settings, args: argparse.Namespace) -> int:
+    tools = install_kubernetes_tools(settings.stack)
+    print(f"helm {tools.helm}")
+    for crd in tools.crd_files:
+        print(f"crd  {crd}")
+    return 0
 
 
 def _reset(settings: Settings, args: argparse.Namespace) -> int:

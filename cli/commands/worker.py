@@ -16,6 +16,7 @@ from conveyor import runtime
 from conveyor.pipeline.engine.wakeup import redis_client
 from conveyor.pipeline.handlers import builtin_handlers
 from conveyor.pipeline.handlers.base import HandlerRegistry
+from conveyor.pipeline.lifecycle.probes import Probes
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.pipeline.worker.autoscale import AutoscaleMetrics, Autoscaler, Bounds
 from conveyor.pipeline.worker.metrics import WorkerMetrics
@@ -63,7 +64,8 @@ async def run_worker(settings: Settings, *, name: str | None = None, stop: async
     """One worker process until SIGTERM/SIGINT (a second signal exits at once)."""
     registry = CollectorRegistry()
     metrics = WorkerMetrics(registry)
-    runtime.serve_metrics(registry, settings)
+    probes = Probes()
+    runtime.serve_metrics(registry, settings, probes)
     stop = stop or asyncio.Event()
     runtime.stop_on_signals(stop)
     redis = redis_client(settings.redis)
@@ -73,7 +75,8 @@ async def run_worker(settings: Settings, *, name: str | None = None, stop: async
                 engine, handlers_for(settings), s3_client(settings.s3), redis, settings.worker, settings.engine,
                 settings.redis, metrics, name=name,
             )  # fmt: skip
-            await worker.run(stop)
+            async with runtime.probing(probes, engine, stop):
+                await worker.run(stop)
     finally:
         await redis.aclose()
 
@@ -81,7 +84,8 @@ async def run_worker(settings: Settings, *, name: str | None = None, stop: async
 async def run_autoscaler(settings: Settings, bounds: Bounds, args: argparse.Namespace) -> None:
     """Supervise worker processes started exactly as a user would start them."""
     registry = CollectorRegistry()
-    runtime.serve_metrics(registry, settings)
+    probes = Probes()
+    runtime.serve_metrics(registry, settings, probes)
     stop = asyncio.Event()
     runtime.stop_on_signals(stop)
     argv = [sys.executable, "-m", "conveyor", "worker", "--concurrency", str(settings.worker.concurrency)]
@@ -105,4 +109,5 @@ async def run_autoscaler(settings: Settings, bounds: Bounds, args: argparse.Name
             engine, settings.worker, bounds, spawn, AutoscaleMetrics(registry), settings.worker.job_types
         )
         log.info("autoscaling %d..%d worker processes", bounds.minimum, bounds.maximum)
-        await scaler.run(stop)
+        async with runtime.probing(probes, engine, stop):
+            await scaler.run(stop)

@@ -57,3 +57,18 @@ def _run_with_progress(argv: list[str], env: dict[str, str], *, label: str) -> N
         file=sys.stderr,
         flush=True,
     )
+
+
+def go_mod_download(*, module: str, version: str, cache: Path) -> Path:
+    """Download the source of ``module@version`` once (into the stack's module cache); return its directory."""
+    target = cache / "go" / "mod" / f"{module}@{version}"
+    if target.is_dir():
+        return target
+    go = require("go", purpose=f"to download {module}", install_hint="install Go >= 1.24 (https://go.dev/dl)")
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOMODCACHE": str(cache / "go" / "mod"), "GOFLAGS": "-modcacherw"}
+    argv = [str(go), "mod", "download", "-json", f"{module}@{version}"]
+    print(f"[stack] downloading {module} {version} (first time only) ...", file=sys.stderr, flush=True)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not target.is_dir():
+        raise MissingTool(f"`{' '.join(argv)}` failed:\n{(result.stdout + result.stderr).strip()[-2000:]}")
+    return target

@@ -13,6 +13,11 @@ MINIO_VERSION = (
 )
 VERSITYGW_VERSION = "v1.7.0"
 KAFKA_VERSION = "4.1.1"
+#: The Kubernetes tools the chart tests use: helm, built from the Go module proxy, and the CRDs (KEDA, the
+#: Prometheus operator) read from those projects' Go modules.
+HELM_VERSION = "v4.3.2"
+KEDA_VERSION = "v2.21.0"
+PROMETHEUS_OPERATOR_VERSION = "v0.88.0"
 
 
 def _default_cache_dir() -> Path:
@@ -47,6 +52,9 @@ class StackSettings(BaseModel):
     minio_sync_events: bool = False
     prometheus_port: int = Field(19090, ge=1, le=65535)
     versitygw_version: str = VERSITYGW_VERSION
+    helm_version: str = HELM_VERSION
+    keda_version: str = KEDA_VERSION
+    prometheus_operator_version: str = PROMETHEUS_OPERATOR_VERSION
     #: PostgreSQL durability: off for tests (far faster), on for benchmarks that claim durability.
     postgres_fast_unsafe: bool = True
     ready_timeout_seconds: float = Field(120.0, gt=0)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from conveyor.db import jobs as job_queries
 from conveyor.db.connection import Pool, acquire
-from conveyor.db.records import Depth, JobStatus, PipelineRun
+from conveyor.db.records import Depth, PipelineRun
 
 
 class QueueStats:
@@ -22,12 +22,9 @@ class QueueStats:
             return await job_queries.depth(conn, now=self._now())
 
     async def ready_backlog(self, job_types: Collection[str] = ()) -> int:
-        """Ready (PENDING) jobs of ``job_types`` (every type when empty): what autoscaling scales on."""
-        return sum(
-            d.jobs
-            for d in await self.depth()
-            if d.status is JobStatus.PENDING and (not job_types or d.job_type in job_types)
-        )
+        """Ready (PENDING and due) jobs of ``job_types`` (every type when empty): what autoscaling scales on."""
+        async with acquire(self._pool) as conn:
+            return await job_queries.ready_backlog(conn, job_types)
 
     async def running_past_lease(self) -> int:
         """RUNNING jobs whose lease already lapsed: a rescue is due."""

@@ -95,3 +95,9 @@ def test_a_process_that_would_listen_beyond_loopback_with_defaults_does_not_star
                           timeout=60, check=False)  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "would listen on 0.0.0.0" in done.stderr and "CONVEYOR_API__TOKENS" in done.stderr
+
+
+def test_the_api_answers_liveness_without_a_token_even_when_health_is_protected(protected: ApiServer) -> None:
+    response = httpx.get(f"{protected.url}/health/live", timeout=5)
+    assert (response.status_code, response.json()) == (200, {"status": "ok", "detail": "live"})
+    assert httpx.get(f"{protected.url}/health", timeout=5).status_code == 401
