@@ -1,4 +1,4 @@
-"""deploy/: Prometheus configs and alert rules pass promtool; the dashboard asks only for metrics we export."""
+"""deploy/: Prometheus configs and alert rules pass promtool; the dashboard is built, and asks only for our metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from conveyor.api.cluster_metrics import ClusterMetrics
+from conveyor.deploy.grafana import dashboard
 from conveyor.ingest.metrics import IngestMetrics, ReconcileMetrics
 from conveyor.pipeline.worker.autoscale import AutoscaleMetrics
 from conveyor.pipeline.worker.metrics import WorkerMetrics
@@ -86,6 +87,24 @@ def test_the_dashboard_is_valid_and_asks_only_for_exported_metrics() -> None:
     known = exported()
     unknown = {name for expr in queries() for name in METRIC.findall(expr)} - known
     assert unknown == set(), f"queried but never exported: {sorted(unknown)}"
+
+
+def test_the_committed_dashboard_is_what_its_builder_builds() -> None:
+    assert (DEPLOY / "grafana/dashboards/conveyor.json").read_text() == dashboard.render(), (
+        "deploy/grafana/dashboards/conveyor.json is stale: run python -m conveyor.deploy.grafana.dashboard"
+    )
+
+
+def test_one_dashboard_serves_every_deployment_through_its_variables() -> None:
+    built = dashboard.dashboard()
+    assert [v["name"] for v in built["templating"]["list"]] == ["datasource", "namespace", "instance", "job_type"]
+    for panel in built["panels"]:
+        assert panel["datasource"]["uid"] == "${datasource}"
+        for target in panel["targets"]:
+            for name, labels in re.findall(r"\b(conveyor_[a-z0-9_]+)\{([^}]*)\}", target["expr"]):
+                assert 'namespace=~"$namespace", instance=~"$instance"' in labels, target["expr"]
+                assert ('job_type=~"$job_type"' in labels) == (name in dashboard.TYPED_METRICS), target["expr"]
+            assert not re.search(r"\bconveyor_[a-z0-9_]+(?![a-z0-9_{])", target["expr"]), "a series left unscoped"
 
 
 def test_grafana_provisioning_points_at_the_dashboards() -> None:
