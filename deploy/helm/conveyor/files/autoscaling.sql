@@ -1,0 +1,1 @@
+../../../../db/queries/autoscaling.sql
