@@ -286,7 +286,8 @@ def dashboard() -> dict[str, Any]:
              .time("now-1h", "now").timezone("browser"))  # fmt: skip
     for variable in variables():
         board = board.with_variable(variable)
-    for number, (panel, place) in enumerate(zip(panels(), layout(panels()), strict=True), start=1):
+    every_panel = panels()
+    for number, (panel, place) in enumerate(zip(every_panel, layout(every_panel), strict=True), start=1):
         board = board.with_panel(panel.id(number).grid_pos(place))
     built: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
     return built

@@ -43,6 +43,7 @@ class Probes:
         self.ping_timeout_seconds, self._clock = ping_timeout_seconds, clock
         self._beat = clock()  # starting counts as a beat: a process is live while it connects
         self._ready = ProbeResult(False, "starting")
+        self._stopping = False
 
     def liveness(self) -> ProbeResult:
         silent = self._clock() - self._beat
@@ -51,16 +52,16 @@ class Probes:
         return ProbeResult(True, "live")
 
     def readiness(self) -> ProbeResult:
-        return self._ready
+        return ProbeResult(False, "stopping") if self._stopping else self._ready
 
     def stopping(self) -> None:
         """A graceful shutdown began: take no new traffic (still live while it drains)."""
-        self._ready = ProbeResult(False, "stopping")
+        self._stopping = True
 
     async def run_once(self, ping: Ping) -> None:
         """Beat, and record whether PostgreSQL answered ``ping`` in time."""
         self._beat = self._clock()
-        if self._ready.detail == "stopping":
+        if self._stopping:
             return
         try:
             await asyncio.wait_for(ping(), self.ping_timeout_seconds)

@@ -74,14 +74,20 @@ def container_env(container: dict[str, Any], config: dict[str, dict[str, str]], 
         if "value" in variable:
             env[variable["name"]] = variable["value"]
         else:  # a secret: a made-up value of the shape the Secret must hold
-            name = variable["name"]
-            env[name] = '["token-from-a-secret"]' if name.endswith("TOKENS") else f"secret-{name.lower()}"
-            env[name] = "redis://:pw@redis:6379/0" if name == "CONVEYOR_REDIS__URL" else env[name]
+            env[variable["name"]] = made_up_secret(variable["name"])
     if "CONVEYOR_INGEST__PIPELINES_FILE" in env:  # where the chart mounts its pipelines ConfigMap
         (pipelines,) = [data["pipelines.toml"] for data in config.values() if "pipelines.toml" in data]
         (tmp / "pipelines.toml").write_text(pipelines)
         env["CONVEYOR_INGEST__PIPELINES_FILE"] = str(tmp / "pipelines.toml")
     return env
+
+
+def made_up_secret(name: str) -> str:
+    if name.endswith("TOKENS"):
+        return '["token-from-a-secret"]'  # a JSON list of tokens
+    if name == "CONVEYOR_REDIS__URL":
+        return "redis://:pw@redis:6379/0"
+    return f"secret-{name.lower()}"
 
 
 def conveyor(env: dict[str, str], *args: str, json_out: bool = True) -> Any:
