@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
 from conveyor import __version__
-from conveyor.api import backfills, jobs, limits, objects, system, workers
+from conveyor.api import backfills, console, jobs, limits, objects, system, workers
 from conveyor.api.context import ApiContext
 from conveyor.api.models import Problem
 from conveyor.api.security import authorize
@@ -44,6 +44,7 @@ def create_app(context: ApiContext) -> FastAPI:
     else:
         app.include_router(system.router)
     app.include_router(system.liveness_router)
+    console.install(app, context)
     _errors(app)
     _http_metrics(app, context)
     app.add_middleware(BodyLimit, max_bytes=context.settings.max_body_bytes)

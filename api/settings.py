@@ -21,3 +21,5 @@ class ApiSettings(BaseModel):
     protect_health_and_metrics: bool = False
     #: How often the API refreshes the queue-depth, worker and dead-letter gauges it exports.
     cluster_metrics_interval_seconds: float = Field(5.0, gt=0)
+    #: How long a console sign-in lasts (the cookie is refused after it, and whenever its token is removed).
+    console_session_hours: float = Field(12.0, gt=0, le=24 * 30)

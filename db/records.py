@@ -145,6 +145,79 @@ class JobFilter:
     since: datetime | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class JobSearch:
+    """A page of :func:`~conveyor.db.browse.search_jobs`: optional filters, keyset bounds, order and size.
+
+    ``newer_than`` and ``older_than`` are exclusive id bounds: a page's cursor, or a creation time made an
+    id (ids are UUIDv7, so id order is creation order).
+    """
+
+    status: JobStatus | None = None
+    job_type: str | None = None
+    source_bucket: str | None = None
+    source_key: str | None = None
+    newer_than: uuid.UUID | None = None
+    older_than: uuid.UUID | None = None
+    oldest_first: bool = False
+    limit: int = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobBrief:
+    """A job in one line: what a list of parents, children or running jobs shows."""
+
+    id: uuid.UUID
+    job_type: str
+    pipeline: str | None
+    step: str | None
+    status: JobStatus
+    attempts: int
+    worker_id: uuid.UUID | None
+    source_bucket: str | None
+    source_key: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> JobBrief:
+        values = dict(record)
+        values["status"] = JobStatus(values["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectSummary:
+    """A recorded upload of an object version (``uploads``), as an object search lists it."""
+
+    bucket: str
+    object_key: str
+    version_id: str
+    etag: str | None
+    size_bytes: int | None
+    modified_at: datetime | None
+    origin: str
+    pipelines: list[str]
+    recorded_at: datetime
+    removed_at: datetime | None
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> ObjectSummary:
+        values = dict(record)
+        values["pipelines"] = list(values["pipelines"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class MinuteCounts:
+    """One minute of traffic: object events received, jobs finished, and of those the FAILED ones."""
+
+    minute: datetime
+    uploads: int
+    finished: int
+    failed: int
+
+
 @dataclass(frozen=True)
 class Depth:
     status: JobStatus

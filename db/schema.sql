@@ -308,3 +308,9 @@ $$;
 CREATE TRIGGER job_rows_count_running AFTER UPDATE ON job_rows
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION flow_limits_count_running();
+
+-- The operator's console: see migration 0005. Job pages by status or bucket in id (creation) order, and a
+-- bucket's objects by key prefix in byte order, whatever the database's collation.
+CREATE INDEX job_rows_status_id ON job_rows (status, id);
+CREATE INDEX job_rows_bucket_id ON job_rows (source_bucket, id);
+CREATE INDEX uploads_key_order ON uploads (bucket, (object_key COLLATE "C"), version_id);

@@ -24,6 +24,7 @@ from conveyor.db.connection import Connection, Pool, acquire
 from conveyor.db.records import CompletionRow, FailureRow, HeldJob, JobFilter, JobRow, JobStatus
 from conveyor.db.settings import PostgresSettings
 from conveyor.db.values import storable
+from conveyor.pipeline.engine.browse import Browser
 from conveyor.pipeline.engine.creation import DagResult
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject
 from conveyor.pipeline.engine.errors import JobConflict, JobNotFound
@@ -81,8 +82,8 @@ class Engine:
 
     ``engine.workers`` (the worker registry), ``engine.objects`` (recorded events and dead letters),
     ``engine.maintenance`` (rescue, retention, leadership), ``engine.stats`` (queue figures),
-    ``engine.sweeps`` (bucket listings: reconciliation and backfills) and ``engine.flow`` (the limits
-    and weights of concurrency keys and job types).
+    ``engine.sweeps`` (bucket listings: reconciliation and backfills), ``engine.flow`` (the limits
+    and weights of concurrency keys and job types) and ``engine.browse`` (pages for operators).
     """
 
     def __init__(
@@ -106,6 +107,7 @@ class Engine:
         self.stats = QueueStats(pool, now=self.db_now)
         self.sweeps = SweepRecords(pool)
         self.flow = FlowLimits(pool, now=self.db_now)
+        self.browse = Browser(pool)
 
     @classmethod
     @asynccontextmanager
