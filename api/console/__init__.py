@@ -24,7 +24,9 @@ def install(app: FastAPI, context: ApiContext) -> None:
     app.state.console_throughput = Throughput(context.engine)
     for module in (auth, overview, objects, jobs, workers, dead_letters):
         app.include_router(module.router, include_in_schema=False)
-    app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    # Links are followed: a development install is a tree of links to the checkout's files.
+    static = StaticFiles(directory=HERE / "static", follow_symlink=True)
+    app.mount("/ui/static", static, name="console-static")
 
     @app.exception_handler(auth.LoginRequired)
     async def login_required(request: Request, exc: auth.LoginRequired) -> Response:

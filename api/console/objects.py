@@ -87,7 +87,7 @@ async def story(request: Request, session: Annotated[Session, Depends(viewer)], 
     jobs = list(reversed(await engine.list_jobs(JobFilter(source_bucket=bucket, source_key=key), limit=JOBS_SHOWN)))
     values: dict[str, Any] = {
         "page": "objects", "bucket": bucket, "key": key, "events": events, "jobs": jobs, "drawings": draw(jobs),
-        "outputs": list(outputs(jobs)), "settled": all(j.status.is_final for j in jobs),
+        "outputs": list(outputs(jobs)), "settled": bool(jobs) and all(j.status.is_final for j in jobs),
         "object_path": object_path(bucket, key),
     }  # fmt: skip
     return render(request, "object_live.html" if fragment else "object.html", **values)
