@@ -182,9 +182,11 @@ async def _screenshot_every_page(tabs: Tabs, system: System, key: str) -> None:
     """Each page at both widths, light and dark, with the system's real data."""
     with system.http() as http:
         job = http.get("/api/jobs", params={"bucket": system.bucket, "key": key, "limit": 1}).json()["jobs"][0]
-    pages = {"overview": "/ui/overview", "objects": f"/ui/objects?bucket={system.bucket}&prefix=console/",
-             "object": f"/ui/objects/{system.bucket}/{quote(key)}", "jobs": "/ui/jobs",
-             "job": f"/ui/jobs/{job['jobId']}", "workers": "/ui/workers", "dead-letters": "/ui/dead-letters"}  # fmt: skip
+    pages = {
+        "overview": "/ui/overview", "objects": f"/ui/objects?bucket={system.bucket}&prefix=console/",
+        "object": f"/ui/objects/{system.bucket}/{quote(key)}", "jobs": "/ui/jobs", "job": f"/ui/jobs/{job['jobId']}",
+        "workers": "/ui/workers", "dead-letters": "/ui/dead-letters",
+    }  # fmt: skip
     shots: list[Path] = []
     schemes: list[tuple[str, Scheme]] = [("wide", "light"), ("narrow", "light"), ("wide", "dark"), ("narrow", "dark")]
     for width, scheme in schemes:
