@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.settings import Settings
+from conveyor.stack.browser import install_browser
 from conveyor.stack.kubernetes import install_kubernetes_tools
 from conveyor.stack.manager import Stack, format_table
 
@@ -45,7 +46,9 @@ def register(commands: Any) -> None:
     logs.add_argument("--s3", choices=["minio", "versitygw"])
     logs.set_defaults(handler=_logs)
 
-    tools = actions.add_parser("tools", help="build or find helm and the CRDs the chart is validated against (cached)")
+    tools = actions.add_parser(
+        "tools", help="install or find what the tests use beside the services: chromium, helm and the CRDs (cached)"
+    )
     tools.set_defaults(handler=_tools)
 
     reset = actions.add_parser("reset", help="stop everything and delete the stack's data (not the build cache)")
@@ -109,6 +112,7 @@ def _logs(settings: Settings, args: argparse.Namespace) -> int:
 
 def _tools(settings: Settings, args: argparse.Namespace) -> int:
     tools = install_kubernetes_tools(settings.stack)
+    print(f"chromium {install_browser()}")
     print(f"helm {tools.helm}")
     for crd in tools.crd_files:
         print(f"crd  {crd}")
