@@ -22,3 +22,12 @@ async def fresh_database(settings: PostgresSettings, name: str, *, migrated: boo
         finally:
             await conn.close()
     return scoped
+
+
+async def drop_database(settings: PostgresSettings, name: str) -> None:
+    """Drop a benchmark's database when it is done with it."""
+    conn = await connection.connect(settings)
+    try:
+        await admin.drop_database(conn, name)
+    finally:
+        await conn.close()

@@ -83,8 +83,9 @@ def write(path: str, sections: list[Section], preamble: list[str]) -> None:
         out.write("\n".join([*lines, *kept]).rstrip() + "\n")
 
 
-#: Blocks of RESULTS.md written by other commands than `make bench`, kept when it rewrites the file.
-KEPT_BLOCKS = ("soak",)
+#: Blocks of RESULTS.md written by commands of their own (`make soak`, `python -m bench.console`), kept when
+#: `make bench` rewrites the file.
+KEPT_BLOCKS = ("soak", "console")
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -151,7 +151,8 @@ def where_to_look(settings: Settings) -> str:
     width = max(len(command) for command, description in commands if description and command)
     lines = [f"  {command:<{width}}  {description}".rstrip() for command, description in commands]
     return "\n".join([
-        "", f"conveyor is running. Upload to s3://{bucket}/ ({settings.s3.endpoint}) and watch:", *lines,
+        "", f"conveyor is running. Upload to s3://{bucket}/ ({settings.s3.endpoint}) and watch:",
+        f"  {api}/ui  the console (sign in with an API token)", *lines,
         f"  {api}/metrics  and  http://127.0.0.1:{settings.stack.prometheus_port} (Prometheus)",
         "A line per finished pipeline follows (--quiet turns it off). Ctrl-C stops everything gracefully.", "",
     ])  # fmt: skip
