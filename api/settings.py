@@ -19,7 +19,8 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     #: /health and /metrics answer without a token unless this is set.
     protect_health_and_metrics: bool = False
-    #: How often the API refreshes the queue-depth, worker and dead-letter gauges it exports.
+    #: How often the API refreshes the queue-depth, worker and dead-letter gauges it exports, and the
+    #: console's traffic of the last hour.
     cluster_metrics_interval_seconds: float = Field(5.0, gt=0)
     #: How long a console sign-in lasts (the cookie is refused after it, and whenever its token is removed).
     console_session_hours: float = Field(12.0, gt=0, le=24 * 30)

@@ -1,6 +1,9 @@
 """The operator's console with a million jobs: each page's render time over repeated requests (p50, p95),
 against the 200 ms limit and beside the API's bare round trip, and the plan of every statement behind it.
 
+Two spreads of the same million: a week of uploads (what retention keeps), and all of them in the last hour
+(the overview's charts then read a million rows' worth of the last hour).
+
 ``python -m bench.console`` (``make bench`` runs it too) writes its block of bench/RESULTS.md.
 """
 
@@ -29,8 +32,13 @@ from tests.integration.api_server import TOKEN, api_server
 
 SQL = parse((Path(__file__).parent / "console.sql").read_text(), origin="bench/console.sql")
 RESULTS = Path(__file__).parent / "RESULTS.md"
-UPLOADS, BUCKETS, DAYS, DEAD_LETTERS, WORKERS = 333_334, 4, 7, 2_000, 8
+UPLOADS, BUCKETS, DEAD_LETTERS, WORKERS = 333_334, 4, 2_000, 8
+#: Over how long the uploads are spread, by scenario.
+SPREADS = {"a week": timedelta(days=7), "the last hour": timedelta(hours=1)}
 REQUESTS = 40
+#: Pages are timed this long after the API started, as an operator opens the console of a running API (its
+#: side task has read the last hour by then).
+SETTLE_SECONDS = 5.0
 LIMIT_MS = 200.0
 
 
@@ -63,16 +71,17 @@ class Plan:
     execution_ms: float
 
 
-async def fill(settings: PostgresSettings) -> tuple[PostgresSettings, Sample, dict[str, float]]:
+async def fill(settings: PostgresSettings, spread: timedelta) -> tuple[PostgresSettings, Sample, dict[str, Any]]:
     """A fresh database with the benchmark's million jobs; the sample to ask about and how long each step took."""
     scoped = await fresh_database(settings, "conveyor_bench_console")
     conn = await connect(scoped.model_copy(update={"command_timeout_seconds": 3600}))  # a million rows at once
-    took: dict[str, float] = {}
+    took: dict[str, Any] = {}
     try:
         workers = [uuid.uuid4() for _ in range(WORKERS)]
         for n, worker in enumerate(workers):
             await conn.execute(QUERIES["worker_register"], worker, f"bench-{n}", "python", [], 8, "bench", n, "0")
-        for step, args in (("events", (UPLOADS, BUCKETS, DAYS)), ("uploads", ()), ("jobs", (UPLOADS, workers)),
+        for step, args in (("events", (UPLOADS, BUCKETS, spread.total_seconds())), ("uploads", ()),
+                           ("jobs", (UPLOADS, workers)),
                            ("edges", ()), ("dead_letters", (DEAD_LETTERS,))):  # fmt: skip
             started = time.monotonic()
             await conn.execute(SQL[f"console_fill_{step}"], *args)
@@ -83,15 +92,16 @@ async def fill(settings: PostgresSettings) -> tuple[PostgresSettings, Sample, di
         sample_row, counts_row = await conn.fetchrow(SQL["console_sample"]), await conn.fetchrow(SQL["console_counts"])
         assert sample_row is not None and counts_row is not None
         sample, counts = Sample(**dict(sample_row)), dict(counts_row)
-        took.update({f"rows: {k}": float(v) for k, v in counts.items()})
+        took.update({f"rows: {k}": v for k, v in counts.items()})
     finally:
         await conn.close()
     return scoped, sample, took
 
 
-def pages(sample: Sample) -> dict[str, str]:
+def pages(sample: Sample, spread: timedelta) -> dict[str, str]:
     now = datetime.now(UTC)
-    window = f"since={(now - timedelta(days=3)):%Y-%m-%dT%H:%M}&until={(now - timedelta(days=2)):%Y-%m-%dT%H:%M}"
+    since, until = now - spread * 2 / 3, now - spread / 3
+    window = f"since={since:%Y-%m-%dT%H:%M}&until={until:%Y-%m-%dT%H:%M}"
     return {
         "overview": "/ui/overview",
         "overview, live part": "/ui/overview?fragment=true",
@@ -102,7 +112,7 @@ def pages(sample: Sample) -> dict[str, str]:
         "jobs: PENDING csv.profile": "/ui/jobs?status=PENDING&type=csv.profile",
         "jobs: one bucket": f"/ui/jobs?bucket={sample.bucket}",
         "jobs: one object": f"/ui/jobs?bucket={sample.bucket}&key={quote(sample.object_key)}",
-        "jobs: a day, 2 days ago": f"/ui/jobs?{window}",
+        "jobs: the middle third of the spread": f"/ui/jobs?{window}",
         "jobs: next page, 500,000 deep": f"/ui/jobs?after={sample.middle_job}",
         "jobs: previous page, 500,000 deep": f"/ui/jobs?before={sample.middle_job}",
         "jobs: oldest first": "/ui/jobs?order=oldest",
@@ -115,6 +125,7 @@ def pages(sample: Sample) -> dict[str, str]:
 
 def time_pages(url: str, paths: dict[str, str]) -> tuple[list[PageTime], PageTime]:
     """Each page REQUESTS times after its first request; and the API's bare round trip (/health/live)."""
+    time.sleep(SETTLE_SECONDS)
     with httpx.Client(base_url=url, timeout=60) as client:
         login = client.post("/ui/login", data={"token": TOKEN, "next": "/ui/overview"})
         assert login.status_code == 303, login.text
@@ -133,9 +144,9 @@ def _time(client: httpx.Client, name: str, path: str) -> PageTime:
     return PageTime(name, path, statistics.median(rest), rest[int(0.95 * len(rest)) - 1], first)
 
 
-async def plans(settings: PostgresSettings, sample: Sample) -> list[Plan]:
+async def plans(settings: PostgresSettings, sample: Sample, spread: timedelta) -> list[Plan]:
     """EXPLAIN ANALYZE of each statement the pages run, with the values they run it with (custom plans)."""
-    middle, day_ago = sample.middle_job, _id_at(datetime.now(UTC) - timedelta(days=2))
+    middle, third = sample.middle_job, _id_at(datetime.now(UTC) - spread / 3)
     cases: list[tuple[str, str, tuple[Any, ...]]] = [
         ("browse_jobs_descending", "newest", (None, None, None, None, None, None, 51)),
         ("browse_jobs_descending", "FAILED", ("FAILED", None, None, None, None, None, 51)),
@@ -143,7 +154,7 @@ async def plans(settings: PostgresSettings, sample: Sample) -> list[Plan]:
         ("browse_jobs_descending", "one bucket", (None, None, sample.bucket, None, None, None, 51)),
         ("browse_jobs_descending", "one object", (None, None, sample.bucket, sample.object_key, None, None, 51)),
         ("browse_jobs_descending", "500,000 deep", (None, None, None, None, None, middle, 51)),
-        ("browse_jobs_descending", "2 days ago", (None, None, None, None, None, day_ago, 51)),
+        ("browse_jobs_descending", "the middle third", (None, None, None, None, None, third, 51)),
         ("browse_jobs_ascending", "oldest", (None, None, None, None, None, None, 51)),
         ("browse_jobs_count", "FAILED, up to 10,001", ("FAILED", None, None, None, None, None, 10_001)),
         ("browse_jobs_count", "all, up to 10,001", (None, None, None, None, None, None, 10_001)),
@@ -185,44 +196,69 @@ def _id_at(moment: datetime) -> uuid.UUID:
     return uuid.UUID(int=int(moment.timestamp() * 1000) << 80)
 
 
-def section(took: dict[str, float], timed: list[PageTime], floor: PageTime, planned: list[Plan]) -> str:
-    rows = dict(took)
-    jobs = int(rows.pop("rows: jobs"))
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    filled: dict[str, Any]
+    timed: list[PageTime]
+    floor: PageTime
+    planned: list[Plan]
+
+
+def section(scenarios: list[Scenario]) -> str:
     out = report.Section("Console: every page with 1,000,000 jobs", "python -m bench.console (make bench runs it)")
+    first = scenarios[0].filled
     out.text(
-        f"{jobs:,} jobs ({int(rows.pop('rows: events')):,} uploads over {DAYS} days in {BUCKETS} buckets, 3 jobs "
-        f"each, {int(rows.pop('rows: edges')):,} dependencies; the newest hundredth live, the rest 96% COMPLETED, "
-        f"3% FAILED, 1% CANCELLED), {DEAD_LETTERS:,} dead letters, {WORKERS} live workers. Filled in "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in rows.items()) + ".",
+        f"{first['rows: jobs']:,} jobs ({first['rows: events']:,} uploads in {BUCKETS} buckets, 3 jobs each, "
+        f"{first['rows: edges']:,} dependencies; the newest hundredth live, the rest 96% COMPLETED, 3% FAILED, "
+        f"1% CANCELLED), {DEAD_LETTERS:,} dead letters, {WORKERS} live workers; PostgreSQL "
+        f"fsync={first['rows: fsync']}. "
+        "The uploads spread over " + " or over ".join(s.name for s in scenarios) + ": each spread filled "
+        "its own database.",
         f"Each page requested {REQUESTS} times in a row after a first request, signed in, through `conveyor api` "
-        f"(uvicorn, one process) on loopback: the time until the whole page is read. The limit is {LIMIT_MS:.0f} ms "
-        f"at p95; beside it, the same client's bare round trip to `/health/live`: p50 {floor.p50_ms:.1f} ms, "
-        f"p95 {floor.p95_ms:.1f} ms.",
+        f"(uvicorn, one process) on loopback, {SETTLE_SECONDS:.0f} s after it started: the time until the whole "
+        "page is read. The limit is {LIMIT_MS:.0f} ms "
+        "at p95; beside it, the same client's bare round trip to `/health/live` (p95 "
+        + ", ".join(f"{s.floor.p95_ms:.1f} ms ({s.name})" for s in scenarios) + ").",
     )  # fmt: skip
-    out.table(["page", "first ms", "p50 ms", "p95 ms", "p95 / 200 ms limit"],
-              [[t.name, f"{t.first_ms:.1f}", f"{t.p50_ms:.1f}", f"{t.p95_ms:.1f}", f"{t.p95_ms / LIMIT_MS:.0%}"]
-               for t in timed])  # fmt: skip
-    worst = max(timed, key=lambda t: t.p95_ms)
-    verdict = "every page within the limit" if worst.p95_ms <= LIMIT_MS else "a miss: see the pages over 100%"
-    out.text(f"Slowest p95: {worst.name}, {worst.p95_ms:.1f} ms = {worst.p95_ms / LIMIT_MS:.0%} of the limit "
-             f"({verdict}).")  # fmt: skip
-    out.text("The statements behind the pages, `EXPLAIN ANALYZE` with the values the pages send (custom plans):")
-    out.table(["statement", "asked for", "indexes read", "sorts rows", "execution ms"],
-              [[p.statement, p.what, ", ".join(p.indexes) or "-", "yes" if p.sorts else "no", f"{p.execution_ms:.2f}"]
-               for p in planned])  # fmt: skip
+    header = ["page"] + [f"{s.name}: {w}" for s in scenarios for w in ("first ms", "p50 ms", "p95 ms")]
+    rows = []
+    for n, page in enumerate(scenarios[0].timed):
+        same_page = [s.timed[n] for s in scenarios]
+        cells = [f"{value:.1f}" for t in same_page for value in (t.first_ms, t.p50_ms, t.p95_ms)]
+        rows.append([page.name, *cells, f"{max(t.p95_ms for t in same_page) / LIMIT_MS:.0%}"])
+    out.table([*header, "worst p95 / 200 ms limit"], rows)
+    worst_page = max(((t, s.name) for s in scenarios for t in s.timed), key=lambda pair: pair[0].p95_ms)
+    verdict = "every page within the limit" if worst_page[0].p95_ms <= LIMIT_MS else "a miss: see the pages over 100%"
+    out.text(f"Slowest p95: {worst_page[0].name} ({worst_page[1]}), {worst_page[0].p95_ms:.1f} ms = "
+             f"{worst_page[0].p95_ms / LIMIT_MS:.0%} of the limit ({verdict}). The API reads the last hour's traffic "
+             "once in the background and then only the current minute (minutes past are kept), so no request "
+             "waits for a whole busy hour.")  # fmt: skip
+    for scenario in scenarios:
+        out.text(f"The statements behind the pages ({scenario.name}), `EXPLAIN ANALYZE` with the values the pages "
+                 "send (custom plans); a sort here orders a handful of rows (one object's jobs, sixty minutes), "
+                 "never a page's candidates:")  # fmt: skip
+        out.table(["statement", "asked for", "indexes read", "sorts", "execution ms"],
+                  [[p.statement, p.what, ", ".join(p.indexes) or "-", "yes" if p.sorts else "no",
+                    f"{p.execution_ms:.2f}"] for p in scenario.planned])  # fmt: skip
     return out.render()
+
+
+async def run(settings: PostgresSettings, name: str, spread: timedelta) -> Scenario:
+    scoped, sample, filled = await fill(settings, spread)
+    try:
+        planned = await plans(scoped, sample, spread)
+        with api_server(scoped.database) as server:
+            timed, floor = await asyncio.to_thread(time_pages, server.url, pages(sample, spread))
+    finally:
+        await drop_database(settings, scoped.database)  # a million rows: leave none behind
+    return Scenario(name, filled, timed, floor, planned)
 
 
 async def main() -> None:
     settings = settings_module.load()
-    scoped, sample, took = await fill(settings.postgres)
-    planned = await plans(scoped, sample)
-    try:
-        with api_server(scoped.database) as server:
-            timed, floor = await asyncio.to_thread(time_pages, server.url, pages(sample))
-    finally:
-        await drop_database(settings.postgres, scoped.database)  # a million rows: leave none behind
-    body = "\n".join([*report.machine(), "", section(took, timed, floor, planned)])
+    scenarios = [await run(settings.postgres, name, spread) for name, spread in SPREADS.items()]
+    body = "\n".join([*report.machine(), "", section(scenarios)])
     print(body)
     report.replace_block(RESULTS, "console", body)
 

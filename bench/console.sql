@@ -1,17 +1,17 @@
 -- The console's benchmark data: a million jobs the way a busy week leaves them. Every upload (an object
 -- event and its recorded upload) starts three jobs: fingerprint/checksum, fingerprint/inspect (after the
--- checksum) and csv/profile. Uploads are spread evenly over the last $3 days across $2 buckets; the newest
+-- checksum) and csv/profile. Uploads are spread evenly over the last $3 seconds across $2 buckets; the newest
 -- hundredth is still live (RUNNING, PENDING, BLOCKED), the rest finished: 96% COMPLETED, 3% FAILED with an
 -- error entry, 1% CANCELLED. Ids are UUIDv7 of the creation time, as the engine makes them.
 
 -- name: console_fill_events
--- $1 uploads, $2 buckets, $3 days.
+-- $1 uploads, $2 buckets, $3 seconds.
 INSERT INTO object_events (bucket, object_key, event_name, sequencer, etag, size_bytes, received_at, modified_at,
                            origin)
 SELECT 'bench-' || (n % $2), format('incoming/%s/orders-%s.csv', n % 97, n), 's3:ObjectCreated:Put', to_hex(n),
        md5(n::text), 1000 + n % 100000, at, at, CASE WHEN n % 500 = 0 THEN 'sweep' ELSE 'notification' END
 FROM generate_series(1, $1::int) AS n,
-     LATERAL (SELECT now() - make_interval(secs => $3::int * 86400.0 * ($1 - n) / $1)) AS t(at);
+     LATERAL (SELECT now() - make_interval(secs => $3::float8 * ($1 - n) / $1)) AS t(at);
 
 -- name: console_fill_uploads
 INSERT INTO uploads (bucket, object_key, version_id, etag, size_bytes, modified_at, event_id, origin, pipelines,
@@ -65,7 +65,7 @@ SELECT 'unrouted', 'no pipeline matches s3://bench-0/elsewhere/' || n, 'conveyor
 FROM generate_series(1, $1::int) AS n;
 
 -- name: console_counts
-SELECT (SELECT count(*) FROM job_rows) AS jobs, (SELECT count(*) FROM object_events) AS events,
+SELECT current_setting('fsync') AS fsync, (SELECT count(*) FROM job_rows) AS jobs, (SELECT count(*) FROM object_events) AS events,
        (SELECT count(*) FROM job_dependencies) AS edges;
 
 -- name: console_sample

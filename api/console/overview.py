@@ -15,7 +15,7 @@ from conveyor.api.console.auth import viewer
 from conveyor.api.console.charts import Bar, Sparkline, bars, sparkline
 from conveyor.api.console.rendering import render
 from conveyor.api.console.session import Session
-from conveyor.api.console.throughput import Throughput
+from conveyor.api.console.throughput import console_throughput
 from conveyor.api.context import context_of
 from conveyor.db.records import Depth, JobStatus, MinuteCounts
 
@@ -61,17 +61,12 @@ class Overview:
         return sorted(table.items())
 
 
-def throughput_of(request: Request) -> Throughput:
-    throughput: Throughput = request.app.state.console_throughput
-    return throughput
-
-
 async def read_overview(request: Request) -> Overview:
     """Every figure of the overview, read concurrently."""
     engine = context_of(request).engine
     since = datetime.now(UTC) - timedelta(hours=24)
     minutes, depth, liveness, letters, missing = await asyncio.gather(
-        throughput_of(request).last_hour(), engine.stats.depth(), engine.workers.liveness(),
+        console_throughput(request.app).last_hour(), engine.stats.depth(), engine.workers.liveness(),
         engine.objects.open_dead_letters(), engine.browse.swept_missing(since),
     )  # fmt: skip
     return Overview(datetime.now(UTC), minutes, depth, liveness.alive, liveness.stalest_heartbeat_seconds, letters,

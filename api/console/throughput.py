@@ -1,7 +1,8 @@
 """The last hour of traffic, minute by minute, for the overview's charts.
 
 A minute that has passed does not change, so it is read once and kept: each refresh reads only the
-minutes not yet kept and the current one, however many consoles are open.
+minutes not yet kept and the current one, however many consoles are open. The API keeps it warm in the
+background (``run``), so no page waits for the first read of a whole busy hour.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from fastapi import FastAPI
+
 from conveyor.db.records import MinuteCounts
 from conveyor.pipeline.engine import Engine
+from conveyor.pipeline.lifecycle.periodic import every
 
 WINDOW = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
@@ -43,3 +47,16 @@ class Throughput:
                     self._kept[minute] = fresh.get(minute, MinuteCounts(minute, 0, 0, 0))
             latest = fresh.get(current, MinuteCounts(current, 0, 0, 0))
             return [self._kept[m] for m in minutes[:-1]] + [latest]
+
+    async def run_once(self) -> None:
+        """Read the minutes not yet kept and the current one."""
+        await self.last_hour()
+
+    async def run(self, stop: asyncio.Event, interval_seconds: float) -> None:
+        await every(interval_seconds, self.run_once, stop, name="console throughput", jitter=0.1)
+
+
+def console_throughput(app: FastAPI) -> Throughput:
+    """The overview's traffic history of ``app`` (``install`` puts it there; the API keeps it warm)."""
+    throughput: Throughput = app.state.console_throughput
+    return throughput

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from conveyor import runtime
 from conveyor.api.app import create_app
 from conveyor.api.cluster_metrics import ClusterMetrics, ClusterMetricsRefresher
+from conveyor.api.console.throughput import console_throughput
 from conveyor.api.context import ApiContext
 from conveyor.api.system import standard_checks
 from conveyor.ingest.deadletters import Replayer
@@ -63,6 +64,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                                                log_level="warning", lifespan="off"))  # fmt: skip
         done = stop or asyncio.Event()
         side = _side_tasks(settings, context, done)
+        interval = settings.api.cluster_metrics_interval_seconds
+        side.start("console_throughput", lambda: console_throughput(app).run(done, interval))
         log.info("API on http://%s:%d (OpenAPI at /docs)", settings.api.host, settings.api.port)
         try:
             serving = asyncio.create_task(server.serve())
