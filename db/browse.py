@@ -20,11 +20,12 @@ _MAX_CODE_POINT, _SURROGATES = 0x10FFFF, range(0xD800, 0xE000)
 
 async def search_jobs(conn: Connection, search: JobSearch) -> list[JobRow]:
     """A page of jobs matching ``search``, in its order (newest first unless ``oldest_first``)."""
-    name = "browse_jobs_ascending" if search.oldest_first else "browse_jobs_descending"
+    # Two statements, not one: the direction of ORDER BY must be written out for an index to give the order.
+    statement = QUERIES["browse_jobs_ascending"] if search.oldest_first else QUERIES["browse_jobs_descending"]
     with translate_errors():
         async with conn.transaction(readonly=True):
             await conn.execute(QUERIES["browse_custom_plans"])
-            rows = await conn.fetch(QUERIES[name], *_job_filters(search), search.limit)
+            rows = await conn.fetch(statement, *_job_filters(search), search.limit)
     return [JobRow.from_record(r) for r in rows]
 
 

@@ -17,6 +17,7 @@ from conveyor.api.console.objects import object_path
 from conveyor.api.console.rendering import render
 from conveyor.api.console.session import Session
 from conveyor.api.context import context_of
+from conveyor.api.models import StorableText
 from conveyor.db.records import JobRow, JobSearch, JobStatus
 from conveyor.pipeline.engine import JobConflict, JobNotFound
 
@@ -57,10 +58,13 @@ class Filters:
     order: Order
 
     def search(self) -> JobSearch:
-        """The search these filters make; times become id bounds (ids are UUIDv7: id order is time order)."""
-        newer = uuid.UUID(int=id_at(self.since).int - 1) if self.since and id_at(self.since).int else None
+        """The search these filters make; times become id bounds (ids are UUIDv7: id order is time order).
+
+        ``since`` is inclusive (ids above the one just below its least id), ``until`` exclusive.
+        """
+        since = uuid.UUID(int=max(id_at(self.since).int - 1, 0)) if self.since else None
         return JobSearch(status=self.status, job_type=self.job_type, source_bucket=self.bucket, source_key=self.key,
-                         newer_than=newer, older_than=id_at(self.until) if self.until else None,
+                         newer_than=since, older_than=id_at(self.until) if self.until else None,
                          oldest_first=self.order is Order.OLDEST, limit=PAGE_SIZE + 1)  # fmt: skip
 
     def query(self, **cursor: str) -> str:
@@ -108,9 +112,9 @@ async def jobs_page(
     request: Request,
     session: Annotated[Session, Depends(viewer)],
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
-    job_type: Annotated[str | None, Query(alias="type", max_length=200)] = None,
-    bucket: Annotated[str | None, Query(max_length=1024)] = None,
-    key: Annotated[str | None, Query(max_length=4096)] = None,
+    job_type: Annotated[StorableText | None, Query(alias="type", max_length=200)] = None,
+    bucket: Annotated[StorableText | None, Query(max_length=1024)] = None,
+    key: Annotated[StorableText | None, Query(max_length=4096)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     order: Order = Order.NEWEST,
@@ -119,17 +123,17 @@ async def jobs_page(
 ) -> Response:
     """A page of jobs; ``after``/``before`` hold the cursor of the next/previous page."""
     filters = Filters(status_, job_type or None, bucket or None, key or None, _utc(since), _utc(until), order)
-    browse = context_of(request).engine.browse
-    search = page_search(filters.search(), after, before)
-    rows = await browse.jobs(search)
-    more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
+    browse, base = context_of(request).engine.browse, filters.search()
+    rows = await browse.jobs(page_search(base, after, before))
+    more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]  # one row past the page says whether another follows
     if before is not None:
         rows.reverse()
-    total = await browse.count_jobs(filters.search(), at_most=COUNT_CAP + 1)
-    newer = bool(rows) and (after is not None or (before is not None and more))
-    older = bool(rows) and (more if before is None else True)
+    total = await browse.count_jobs(base, at_most=COUNT_CAP + 1)
+    has_previous = bool(rows) and (after is not None or (before is not None and more))
+    has_next = bool(rows) and (before is not None or more)
     return render(request, "jobs.html", page="jobs", filters=filters, jobs=rows, total=total, cap=COUNT_CAP,
-                  has_previous=newer, has_next=older, statuses=list(JobStatus), orders=list(Order))  # fmt: skip
+                  has_previous=has_previous, has_next=has_next, statuses=list(JobStatus),
+                  orders=list(Order))  # fmt: skip
 
 
 @router.get("/jobs/{job_id}")

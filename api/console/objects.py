@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from conveyor.api.console.auth import viewer
@@ -15,6 +15,7 @@ from conveyor.api.console.dag import draw
 from conveyor.api.console.rendering import render
 from conveyor.api.console.session import Session
 from conveyor.api.context import context_of
+from conveyor.api.models import StorableText
 from conveyor.api.objects import AnyPath  # noqa: F401 - importing it registers the `objectkey` path convertor
 from conveyor.db.records import JobFilter, JobRow
 
@@ -64,10 +65,10 @@ def outputs(jobs: Sequence[JobRow]) -> Iterator[Output]:
 async def search(
     request: Request,
     session: Annotated[Session, Depends(viewer)],
-    bucket: Annotated[str | None, Query(max_length=255)] = None,
-    prefix: Annotated[str, Query(max_length=1024)] = "",
-    after_key: Annotated[str | None, Query(max_length=4096)] = None,
-    after_version: Annotated[str, Query(max_length=1024)] = "",
+    bucket: Annotated[StorableText | None, Query(max_length=255)] = None,
+    prefix: Annotated[StorableText, Query(max_length=1024)] = "",
+    after_key: Annotated[StorableText | None, Query(max_length=4096)] = None,
+    after_version: Annotated[StorableText, Query(max_length=1024)] = "",
 ) -> Response:
     """A bucket's recorded uploads whose key starts with ``prefix``, in key order, a page at a time."""
     context = context_of(request)
@@ -79,7 +80,9 @@ async def search(
 
 
 @router.get("/objects/{bucket}/{key:objectkey}")
-async def story(request: Request, session: Annotated[Session, Depends(viewer)], bucket: str, key: str,
+async def story(request: Request, session: Annotated[Session, Depends(viewer)],
+                bucket: Annotated[StorableText, Path(min_length=1, max_length=255)],
+                key: Annotated[StorableText, Path(min_length=1, max_length=4096)],
                 fragment: bool = False) -> Response:  # fmt: skip
     """Every event that reached the object, its pipelines drawn with each job's status, and what they wrote."""
     engine = context_of(request).engine

@@ -71,10 +71,10 @@ async def test_filters_time_bounds_and_counts(engine: Engine) -> None:
     assert await engine.browse.count_jobs(_filters().search(), at_most=1000) == 30
     assert await engine.browse.count_jobs(_filters().search(), at_most=10) == 10, "counting stops at the cap"
     # Creation times become id bounds: since is inclusive, until exclusive, to the millisecond of the id.
-    born = _id_time(ids[10])
-    window = await engine.browse.jobs(_filters(since=born, until=_id_time(ids[20])).search())
-    assert {j.id for j in window} >= set(ids[11:20]) and ids[10] in {j.id for j in window}
-    assert all(born <= _id_time(j.id) < _id_time(ids[20]) for j in window)
+    since, until = _id_time(ids[10]), _id_time(ids[20])
+    window = await engine.browse.jobs(_filters(since=since, until=until).search())
+    expected = [i for i in reversed(ids) if since <= _id_time(i) < until]
+    assert [j.id for j in window] == expected and ids[10] in expected and ids[20] not in expected
 
 
 def _any() -> Any:

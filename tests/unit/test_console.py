@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from conveyor.api.console.rendering import duration, size
 from conveyor.api.console.session import Role, Sessions
 from conveyor.api.settings import ApiSettings
 from conveyor.db.records import JobRow, JobStatus
+from conveyor.pipeline.engine.ids import uuid7
 
 
 class Clock:
@@ -54,7 +54,7 @@ def test_forged_expired_and_orphaned_cookies_are_no_session() -> None:
     role, issued, nonce, mac = cookie.split(".")
     assert sessions.read(f"operator.{issued}.{nonce}.{mac}") is None, "a viewer cannot promote itself"
     assert sessions.read(f"{role}.{int(issued) + 1}.{nonce}.{mac}") is None, "nor extend its cookie"
-    assert sessions.read(f"{role}.{issued}.{nonce}.{mac[:-1]}A") is None
+    assert sessions.read(f"{role}.{issued}.{nonce}.{mac[:-1]}{'B' if mac.endswith('A') else 'A'}") is None
     for garbage in (None, "", "a.b.c", "viewer.x.y.z", "admin.1.2.3", cookie + ".extra"):
         assert sessions.read(garbage) is None
     clock.now += 12 * 3600 - 1
@@ -88,7 +88,7 @@ NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 
 def _job(step: str, parents: Sequence[JobRow] = (), **extra: object) -> JobRow:
     values: dict[str, object] = dict(
-        id=uuid.uuid4(), job_type=step, payload={}, status=JobStatus.COMPLETED, priority=0, attempts=1,
+        id=uuid7(), job_type=step, payload={}, status=JobStatus.COMPLETED, priority=0, attempts=1,
         attempt_floor=0, max_retries=3, timeout_ms=1000, run_at=NOW, lease_expires_at=None, worker_id=None,
         cancel_requested=False, pending_parents=0, result=None, errors=[], idempotency_key=None,
         pipeline="p", step=step, object_event_id=1, source_bucket="b", source_key="k", source_version=None,
@@ -102,7 +102,7 @@ def test_each_pipeline_run_is_drawn_in_columns_by_depth() -> None:
     b, c = _job("b", [a]), _job("c", [a])
     d = _job("d", [b, c])
     other = _job("solo", pipeline="other")
-    again = replace(a, id=uuid.uuid4(), object_event_id=2)
+    again = replace(a, id=uuid7(), object_event_id=2)
     first, second, third = draw([d, other, c, again, b, a])
     assert (first.title, second.title, third.title) == ("p · event 1", "other · event 1", "p · event 2")
     column = {n.job.step: n.x // NODE_WIDTH for n in first.nodes}
