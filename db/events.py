@@ -33,7 +33,8 @@ async def for_key(conn: Connection, bucket: str, key: str) -> list[dict[str, Any
 
 
 async def insert_dead_letters(conn: Connection, letters: Sequence[NewDeadLetter]) -> list[int]:
-    """Keep ``letters``; those already kept (same topic, partition, offset) are skipped."""
+    """Keep ``letters`` and the headers they came with; those already kept (same topic, partition, offset)
+    are skipped."""
     d = letters
     with translate_errors():
         rows = await conn.fetch(
@@ -41,7 +42,28 @@ async def insert_dead_letters(conn: Connection, letters: Sequence[NewDeadLetter]
             [x.reason for x in d], [x.error for x in d], [x.topic for x in d], [x.partition for x in d],
             [x.offset for x in d], [x.key for x in d], [x.value for x in d],
         )  # fmt: skip
+        by_source = {(x.topic, x.partition, x.offset): x.headers for x in d if x.headers}
+        documents = [{"letter_id": r["id"], "headers": _header_pairs(by_source[source])}
+                     for r in rows if (source := tuple(r)[1:]) in by_source]  # fmt: skip
+        if documents:
+            await conn.execute(QUERIES["dead_letter_headers_insert"], documents)
     return [r["id"] for r in rows]
+
+
+def _header_pairs(headers: Sequence[tuple[str, bytes]]) -> list[list[str]]:
+    return [[_header_text(name.encode()), _header_text(value)] for name, value in headers]
+
+
+def _header_text(value: bytes) -> str:
+    """A header's name or value as text jsonb holds: bytes that are not UTF-8, and NUL, as \\xNN escapes."""
+    return value.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+async def dead_letter_headers(conn: Connection, letter_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
+    """The kept headers of ``letter_ids`` ((name, value) pairs); a letter that came with none is left out."""
+    with translate_errors():
+        rows = await conn.fetch(QUERIES["dead_letter_headers_of"], list(letter_ids))
+    return {r["letter_id"]: [(name, value) for name, value in r["headers"]] for r in rows}
 
 
 async def list_dead_letters(

@@ -618,6 +618,8 @@ class NewDeadLetter:
     offset: int
     key: bytes | None
     value: bytes
+    #: The Kafka headers it arrived with, as (name, value) pairs.
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

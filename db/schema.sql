@@ -314,3 +314,9 @@ CREATE TRIGGER job_rows_count_running AFTER UPDATE ON job_rows
 CREATE INDEX job_rows_status_id ON job_rows (status, id);
 CREATE INDEX job_rows_bucket_id ON job_rows (source_bucket, id);
 CREATE INDEX uploads_key_order ON uploads (bucket, (object_key COLLATE "C"), version_id);
+
+-- The Kafka headers a dead letter arrived with ([name, value] pairs): see migration 0005.
+CREATE TABLE dead_letter_headers (
+    letter_id bigint PRIMARY KEY REFERENCES dead_letters (id) ON DELETE CASCADE,
+    headers   jsonb  NOT NULL
+);

@@ -363,4 +363,5 @@ def _dead_letter(record: ConsumerRecord, exc: BadEvent) -> NewDeadLetter:
         offset=record.offset,
         key=record.key,
         value=record.value or b"",
+        headers=tuple(record.headers or ()),
     )

@@ -1,8 +1,9 @@
 """Dead letters: messages that cannot become jobs, kept in a Kafka topic and in PostgreSQL with the reason.
 
-The topic copy carries the original key and bytes, with headers saying why (reason, error, source topic,
-partition, offset); the table copy lets ``conveyor dlq list`` show them and ``conveyor dlq replay ID``
-send one back through routing after a fix. A bad message never blocks the good ones behind it.
+The topic copy carries the original key, bytes and headers, with headers saying why before them (reason,
+error, source topic, partition, offset); the table copy (its headers kept beside it) lets ``conveyor dlq
+list`` and the console show them, and ``conveyor dlq replay ID`` send one back through routing after a fix.
+A bad message never blocks the good ones behind it.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def headers(letter: NewDeadLetter) -> list[tuple[str, bytes]]:
+    """Why the letter is there, then the headers it arrived with."""
     return [
         ("conveyor-reason", letter.reason.encode()),
         ("conveyor-error", letter.error.encode()[:4096]),
         ("conveyor-source-topic", letter.topic.encode()),
         ("conveyor-source-partition", str(letter.partition).encode()),
         ("conveyor-source-offset", str(letter.offset).encode()),
+        *letter.headers,
     ]
 
 

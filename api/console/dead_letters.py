@@ -1,4 +1,5 @@
-"""Dead letters: why each message could not become jobs, its bytes, and replay of one or a selection."""
+"""Dead letters: why each message could not become jobs, its bytes and headers, and replay of one or a
+selection."""
 
 from __future__ import annotations
 
@@ -41,11 +42,12 @@ def text_of(data: bytes | None) -> str:
 
 async def _page(request: Request, *, replayed: bool, before: int | None, replays: list[Replay] | None = None,
                 status_code: int = 200) -> Response:  # fmt: skip
-    letters = await context_of(request).engine.objects.dead_letters(include_replayed=replayed, before=before,
-                                                                    limit=PAGE_SIZE + 1)  # fmt: skip
+    objects = context_of(request).engine.objects
+    letters = await objects.dead_letters(include_replayed=replayed, before=before, limit=PAGE_SIZE + 1)
+    headers = await objects.dead_letter_headers([d.id for d in letters[:PAGE_SIZE]])
     return render(request, "dead_letters.html", status_code=status_code, page="dead_letters",
-                  letters=letters[:PAGE_SIZE], more=len(letters) > PAGE_SIZE, replayed=replayed, replays=replays,
-                  text_of=text_of, can_replay=context_of(request).replayer is not None)  # fmt: skip
+                  letters=letters[:PAGE_SIZE], headers=headers, more=len(letters) > PAGE_SIZE, replayed=replayed,
+                  replays=replays, text_of=text_of, can_replay=context_of(request).replayer is not None)  # fmt: skip
 
 
 @router.get("/dead-letters")

@@ -25,11 +25,21 @@ SELECT * FROM object_events WHERE bucket = $1 AND object_key = $2 ORDER BY id LI
 
 -- name: dead_letter_insert_many
 -- Keep messages that could not become jobs; a redelivered offset is recorded once. Parallel arrays:
--- $1 reasons, $2 errors, $3 topics, $4 partitions, $5 offsets, $6 keys, $7 values. Returns the new ids.
+-- $1 reasons, $2 errors, $3 topics, $4 partitions, $5 offsets, $6 keys, $7 values. Returns the new ones' ids
+-- with their source (to match each to the headers it came with).
 INSERT INTO dead_letters (reason, error, source_topic, source_partition, source_offset, message_key, message_value)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::bigint[], $6::bytea[], $7::bytea[])
 ON CONFLICT ON CONSTRAINT dead_letters_source DO NOTHING
-RETURNING id;
+RETURNING id, source_topic, source_partition, source_offset;
+
+-- name: dead_letter_headers_insert
+-- The Kafka headers of new dead letters: $1 a JSON array of (letter_id, headers: [name, value] pairs).
+INSERT INTO dead_letter_headers (letter_id, headers)
+SELECT h.letter_id, h.headers FROM jsonb_to_recordset($1::jsonb) AS h(letter_id bigint, headers jsonb);
+
+-- name: dead_letter_headers_of
+-- The kept headers of dead letters $1 (those that arrived with none have no row).
+SELECT letter_id, headers FROM dead_letter_headers WHERE letter_id = ANY($1::bigint[]);
 
 -- name: dead_letter_list
 -- Newest first. $1 = include replayed ones, $2 = ids below this one (keyset), $3 = limit.

@@ -6,6 +6,7 @@ jobs they start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from conveyor.db import events as event_queries
@@ -32,6 +33,11 @@ class ObjectRecords:
             return await event_queries.list_dead_letters(
                 conn, include_replayed=include_replayed, before=before, limit=limit
             )
+
+    async def dead_letter_headers(self, letter_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
+        """The Kafka headers ``letter_ids`` arrived with; letters that came with none are left out."""
+        async with acquire(self._pool) as conn:
+            return await event_queries.dead_letter_headers(conn, letter_ids)
 
     async def open_dead_letters(self) -> int:
         async with acquire(self._pool) as conn:

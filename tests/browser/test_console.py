@@ -87,6 +87,32 @@ async def test_a_dead_letter_is_replayed_from_the_page(api: ApiServer, database:
         assert letter["replayedAt"] is not None
 
 
+async def test_flow_limits_are_set_and_cleared_from_the_page(api: ApiServer, tabs: Tabs) -> None:
+    tab = await tabs.open(api.url)
+    await tab.sign_in(TOKEN)
+    page = await tab.open("/ui/limits")
+    await expect(page.locator("p.muted", has_text="No key or job type is limited")).to_be_visible()
+    form = page.locator("form[action='/ui/limits']")
+    await form.locator("select[name=scope]").select_option("key")
+    await form.locator("input[name=name]").fill("uploads/tenant-a")
+    await form.locator("input[name=max_running]").fill("0")
+    tab.provoked.add(422)
+    await form.get_by_role("button", name="Set").click()
+    await expect(page.locator("p.problem")).to_contain_text("max_running")
+    tab.provoked.clear()
+    await form.locator("input[name=max_running]").fill("2")
+    await form.locator("input[name=rate_per_second]").fill("5")
+    await form.get_by_role("button", name="Set").click()
+    row = page.locator("tr[data-limit='key:uploads/tenant-a']")
+    await expect(row).to_contain_text("5/s (5)")
+    with api.client() as http:
+        (limit,) = http.get("/api/limits").json()
+        assert (limit["maxRunning"], limit["ratePerSecond"], limit["setBy"]) == (2, 5.0, "operator")
+        await row.get_by_role("button", name="Clear").click()
+        await expect(page.locator("tr[data-limit]")).to_have_count(0)
+        assert http.get("/api/limits").json() == []
+
+
 async def test_a_read_only_sign_in_sees_no_actions_and_forged_ones_are_refused(
     api: ApiServer, database: PostgresSettings, tabs: Tabs
 ) -> None:
@@ -102,6 +128,10 @@ async def test_a_read_only_sign_in_sees_no_actions_and_forged_ones_are_refused(
     page = await viewer.open("/ui/dead-letters")
     await expect(page.locator("tbody tr")).to_have_count(1)
     await expect(page.locator("input[type=checkbox], button[name=only]")).to_have_count(0)
+    for path in ("/ui/limits", "/ui/backfills"):
+        page = await viewer.open(path)
+        await expect(page.locator("form[method=post]:not(.signout)")).to_have_count(0)
+    page = await viewer.open("/ui/dead-letters")
     # A viewer who forges the form (with its own session's CSRF token) is refused, and nothing changes.
     csrf = await _csrf(page)
     forged = await viewer.context.request.post(f"{api.url}/ui/jobs/{job_id}/retry", form={"csrf": csrf})
@@ -175,7 +205,20 @@ async def test_an_upload_is_followed_to_its_finished_pipelines(system: System, t
     await expect(page.locator("tbody tr")).to_have_count(1)
     await page.get_by_role("link", name=key).click()
     await expect(page.locator("a.node[data-status=COMPLETED]")).to_have_count(3)
+    await _backfill_from_the_page(tab, system)
     await _screenshot_every_page(tabs, system, key)
+
+
+async def _backfill_from_the_page(tab: Tab, system: System) -> None:
+    """A backfill started on its page is run by the system's ingest leader; the page follows it to the end."""
+    page = await tab.open("/ui/backfills")
+    await page.locator("summary", has_text="Start a backfill").click()
+    await page.locator("input[name=prefix]").fill("console/")
+    await page.get_by_role("button", name="Start").click()
+    await page.wait_for_url("**/ui/backfills?started=*")
+    row = page.locator("tr[data-backfill]").first
+    await expect(row).to_have_attribute("data-status", "COMPLETED", timeout=90_000)
+    await expect(row).to_contain_text("1 of 1 listed")
 
 
 async def _screenshot_every_page(tabs: Tabs, system: System, key: str) -> None:
@@ -185,7 +228,8 @@ async def _screenshot_every_page(tabs: Tabs, system: System, key: str) -> None:
     pages = {
         "overview": "/ui/overview", "objects": f"/ui/objects?bucket={system.bucket}&prefix=console/",
         "object": f"/ui/objects/{system.bucket}/{quote(key)}", "jobs": "/ui/jobs", "job": f"/ui/jobs/{job['jobId']}",
-        "workers": "/ui/workers", "dead-letters": "/ui/dead-letters",
+        "workers": "/ui/workers", "dead-letters": "/ui/dead-letters", "backfills": "/ui/backfills",
+        "limits": "/ui/limits",
     }  # fmt: skip
     shots: list[Path] = []
     schemes: list[tuple[str, Scheme]] = [("wide", "light"), ("narrow", "light"), ("wide", "dark"), ("narrow", "dark")]

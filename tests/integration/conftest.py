@@ -191,13 +191,16 @@ def environment(settings: Settings) -> dict[str, str]:
     }
 
 
-async def publish(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    """Send (key, value) messages and wait until Kafka has them all."""
+async def publish(
+    settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]],
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:  # fmt: skip
+    """Send (key, value) messages, each with ``headers``, and wait until Kafka has them all."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=5,
                                 max_request_size=8 * 1024 * 1024)  # fmt: skip
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=key) for key, value in messages]
+        futures = [await producer.send(topic, value, key=key, headers=headers) for key, value in messages]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

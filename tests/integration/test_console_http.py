@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import httpx
 
+from tests import isolation
 from tests.integration.api_server import TOKEN, ApiServer
 
 
@@ -17,6 +18,17 @@ def _signed_in(api: ApiServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api.url, timeout=30) as client:
         assert client.post("/ui/login", data={"token": TOKEN}).status_code == 303
         yield client
+
+
+#: Forms an operator may get wrong, and the field each error names.
+BAD_FORMS = [
+    ("/ui/backfills", {"bucket": "not-ours"}, "bucket"),
+    ("/ui/backfills", {"bucket": isolation.SUITE_BUCKET, "since": "soon"}, "since"),
+    ("/ui/backfills", {"bucket": isolation.SUITE_BUCKET, "pipeline": "nope"}, "pipeline"),
+    ("/ui/limits", {"scope": "key", "name": "k", "weight": "x"}, "weight"),
+    ("/ui/limits", {"scope": "key", "name": "k", "burst": "3"}, "burst"),
+    ("/ui/limits", {"scope": "tenant", "name": "k", "max_running": "1"}, "scope"),
+]
 
 
 def test_bad_input_names_the_field_and_nothing_breaks(api: ApiServer) -> None:
@@ -38,11 +50,22 @@ def test_bad_input_names_the_field_and_nothing_breaks(api: ApiServer) -> None:
         assert nothing.status_code == 422 and "Select at least one" in nothing.text
         as_json = http.post("/ui/dead-letters/replay", json={"csrf": form, "id": 1})
         assert as_json.status_code == 415
+        for path, data, field in BAD_FORMS:
+            response = http.post(path, data={"csrf": form, **data})
+            assert response.status_code == 422 and f"{field}" in response.text, (path, data)
 
 
 def test_pages_keep_scripts_and_framing_out(api: ApiServer) -> None:
     with _signed_in(api) as http:
-        for path in ("/ui/overview", "/ui/jobs", "/ui/workers", "/ui/dead-letters", "/ui/objects"):
+        for path in (
+            "/ui/overview",
+            "/ui/jobs",
+            "/ui/workers",
+            "/ui/dead-letters",
+            "/ui/objects",
+            "/ui/backfills",
+            "/ui/limits",
+        ):
             response = http.get(path)
             assert response.status_code == 200, path
             assert "script-src 'self'" in response.headers["content-security-policy"]

@@ -139,19 +139,25 @@ async def test_a_duplicate_event_creates_nothing_and_a_new_upload_of_the_key_cre
     assert ingestor.metrics.duplicates._value.get() == 1
 
 
+#: Headers of one bad message: kept with its dead letter (bytes that are not UTF-8 as escapes).
+SENT_HEADERS = [("trace-id", b"abc-123"), ("raw", b"\xff\x00\xc3\xa9")]
+
+
 async def test_bad_messages_are_dead_lettered_with_reasons_and_replayed_after_a_fix(
     settings: Settings, database: PostgresSettings, topics: Topics
 ) -> None:
     scoped = scoped_settings(settings, database, topics, dead_letter_unrouted=True, max_message_bytes=4096)
     messages = [
         (b"uploads/good-1.csv", minio_message("uploads", "good-1.csv")),
-        (None, b"this is not json"),
+        (None, b"this is not json"),  # sent alone below, with headers
         (None, b'{"Records": [{"eventName": "s3:ObjectCreated:Put"}]}'),
         (b"uploads/huge.csv", minio_message("uploads", "huge.csv") + b" " * 5000),
         (b"uploads/notes.txt", minio_message("uploads", "notes.txt")),
         (b"uploads/good-2.csv", minio_message("uploads", "good-2.csv")),
     ]
-    await publish(scoped, topics.events, messages)
+    await publish(scoped, topics.events, messages[:1])
+    await publish(scoped, topics.events, messages[1:2], headers=SENT_HEADERS)
+    await publish(scoped, topics.events, messages[2:])
 
     async with running_ingestor(scoped, CSV_ONLY) as ingestor:
         await drain(ingestor, database, events=2)
@@ -173,6 +179,8 @@ async def test_bad_messages_are_dead_lettered_with_reasons_and_replayed_after_a_
     unrouted = next(r for r in dlq if dict(r.headers)["conveyor-reason"] == b"unrouted")
     assert unrouted.value == messages[4][1] and unrouted.key == messages[4][0]
     assert dict(unrouted.headers)["conveyor-source-topic"] == topics.events.encode()
+    not_json = next(r for r in dlq if dict(r.headers)["conveyor-reason"] == b"not_json")
+    assert list(not_json.headers[-2:]) == SENT_HEADERS, "the topic copy carries the headers it arrived with"
 
     conn = await connect(database)
     try:
@@ -181,6 +189,8 @@ async def test_bad_messages_are_dead_lettered_with_reasons_and_replayed_after_a_
         await conn.close()
     fixed = load_rules(None)
     async with runtime.open_engine(scoped) as engine:
+        kept = await engine.objects.dead_letter_headers([letter.id for letter in letters.values()])
+        assert kept == {letters["not_json"].id: [("trace-id", "abc-123"), ("raw", "\\xff\\x00é")]}
         still_bad = await _replay(engine, letters["not_json"].id, fixed)
         replayed = await _replay(engine, letters["unrouted"].id, fixed)
     assert still_bad.letter.replayed_at is None and "not_json" in (still_bad.letter.last_replay_error or "")
