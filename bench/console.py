@@ -22,17 +22,19 @@ from urllib.parse import quote
 
 import httpx
 
+from bench import engine as engine_bench
 from bench import report
 from bench.database import drop_database, fresh_database
 from conveyor import settings as settings_module
-from conveyor.db.connection import Connection, connect
+from conveyor.db.connection import Connection, connect, create_pool
 from conveyor.db.settings import PostgresSettings
 from conveyor.db.sql import QUERIES, parse
+from conveyor.pipeline.engine import Engine
 from tests.integration.api_server import TOKEN, api_server
 
 SQL = parse((Path(__file__).parent / "console.sql").read_text(), origin="bench/console.sql")
 RESULTS = Path(__file__).parent / "RESULTS.md"
-UPLOADS, BUCKETS, DEAD_LETTERS, WORKERS = 333_334, 4, 2_000, 8
+UPLOADS, BUCKETS, DEAD_LETTERS, WORKERS, BACKFILLS, LIMITS = 333_334, 4, 2_000, 8, 200, 100
 #: Over how long the uploads are spread, by scenario.
 SPREADS = {"a week": timedelta(days=7), "the last hour": timedelta(hours=1)}
 REQUESTS = 40
@@ -40,6 +42,8 @@ REQUESTS = 40
 #: side task has read the last hour by then).
 SETTLE_SECONDS = 5.0
 LIMIT_MS = 200.0
+#: The write-cost runs: jobs per run, rounds of (with, without) the console's job indexes, the drain's shape.
+WRITE_JOBS, WRITE_ROUNDS, CLAIMERS, BATCH = 20_000, 3, 16, 100
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,8 @@ async def fill(settings: PostgresSettings, spread: timedelta) -> tuple[PostgresS
         for n, worker in enumerate(workers):
             await conn.execute(QUERIES["worker_register"], worker, f"bench-{n}", "python", [], 8, "bench", n, "0")
         for step, args in (("events", (UPLOADS, BUCKETS, spread.total_seconds())), ("uploads", ()),
-                           ("jobs", (UPLOADS, workers)),
-                           ("edges", ()), ("dead_letters", (DEAD_LETTERS,))):  # fmt: skip
+                           ("jobs", (UPLOADS, workers)), ("edges", ()), ("dead_letters", (DEAD_LETTERS,)),
+                           ("backfills", (BACKFILLS,)), ("limits", (LIMITS,))):  # fmt: skip
             started = time.monotonic()
             await conn.execute(SQL[f"console_fill_{step}"], *args)
             took[step] = time.monotonic() - started
@@ -120,6 +124,8 @@ def pages(sample: Sample, spread: timedelta) -> dict[str, str]:
         "job: with parents": f"/ui/jobs/{sample.inspect_job}",
         "workers": "/ui/workers",
         "dead letters": "/ui/dead-letters",
+        "backfills": "/ui/backfills",
+        "limits: each with what runs and waits": "/ui/limits",
     }
 
 
@@ -164,6 +170,8 @@ async def plans(settings: PostgresSettings, sample: Sample, spread: timedelta) -
         ("job_depth", "live jobs", (None,)),
         ("browse_running_on", "8 workers", (await _workers(settings), 1000)),
         ("dead_letter_list", "open", (False, None, 51)),
+        ("sweep_list", "backfills", ("backfill", None, 51)),
+        ("flow_limits_list", "every limit", (None, None, None)),
     ]
     conn = await connect(settings)
     try:
@@ -211,7 +219,8 @@ def section(scenarios: list[Scenario]) -> str:
     out.text(
         f"{first['rows: jobs']:,} jobs ({first['rows: events']:,} uploads in {BUCKETS} buckets, 3 jobs each, "
         f"{first['rows: edges']:,} dependencies; the newest hundredth live, the rest 96% COMPLETED, 3% FAILED, "
-        f"1% CANCELLED), {DEAD_LETTERS:,} dead letters, {WORKERS} live workers; PostgreSQL "
+        f"1% CANCELLED), {DEAD_LETTERS:,} dead letters, {WORKERS} live workers, {BACKFILLS} backfills, "
+        f"{LIMITS} capped keys and 2 limited job types; PostgreSQL "
         f"fsync={first['rows: fsync']}. "
         "The uploads spread over " + " or over ".join(s.name for s in scenarios) + ": each spread filled "
         "its own database.",
@@ -255,10 +264,57 @@ async def run(settings: PostgresSettings, name: str, spread: timedelta) -> Scena
     return Scenario(name, filled, timed, floor, planned)
 
 
+@dataclass(frozen=True)
+class WriteCost:
+    """Median enqueue and drain rates (jobs/s) with the console's job indexes and without them."""
+
+    enqueue_with: float
+    enqueue_without: float
+    drain_with: float
+    drain_without: float
+
+
+async def write_cost(settings: PostgresSettings) -> WriteCost:
+    """The engine benchmark's enqueue and drain, alternately with and without the two job indexes."""
+    scoped = await fresh_database(settings, "conveyor_bench_console_writes")
+    pool = await create_pool(scoped)
+    engine = Engine(pool)
+    rates: dict[tuple[str, bool], list[float]] = {}
+    try:
+        for _ in range(WRITE_ROUNDS):
+            for indexed in (True, False):
+                async with pool.acquire() as conn:
+                    await conn.execute(SQL["console_create_job_indexes" if indexed else "console_drop_job_indexes"])
+                enqueue_seconds = await engine_bench.enqueue(engine, WRITE_JOBS)
+                started = time.perf_counter()
+                drained = await engine_bench.drain_engine(engine, CLAIMERS, BATCH)
+                rates.setdefault(("enqueue", indexed), []).append(WRITE_JOBS / enqueue_seconds)
+                rates.setdefault(("drain", indexed), []).append(drained / (time.perf_counter() - started))
+                await engine_bench.reset(pool)
+    finally:
+        await pool.close()
+        await drop_database(settings, scoped.database)
+    median = {k: statistics.median(v) for k, v in rates.items()}
+    return WriteCost(median[("enqueue", True)], median[("enqueue", False)], median[("drain", True)],
+                     median[("drain", False)])  # fmt: skip
+
+
+def write_cost_text(cost: WriteCost) -> str:
+    return (
+        f"What the console's two job indexes (status, id) and (source bucket, id) cost every job's writes: the "
+        f"engine benchmark's enqueue ({WRITE_JOBS:,} jobs in DAG transactions) and drain ({CLAIMERS} claimers, "
+        f"batch {BATCH}), alternately with and without them, median of {WRITE_ROUNDS} rounds each: enqueue "
+        f"{cost.enqueue_with:,.0f} vs {cost.enqueue_without:,.0f} jobs/s "
+        f"({cost.enqueue_with / cost.enqueue_without:.0%}), drain {cost.drain_with:,.0f} vs "
+        f"{cost.drain_without:,.0f} jobs/s ({cost.drain_with / cost.drain_without:.0%})."
+    )
+
+
 async def main() -> None:
     settings = settings_module.load()
     scenarios = [await run(settings.postgres, name, spread) for name, spread in SPREADS.items()]
-    body = "\n".join([*report.machine(), "", section(scenarios)])
+    cost = await write_cost(settings.postgres)
+    body = "\n".join([*report.machine(), "", section(scenarios), write_cost_text(cost), ""])
     print(body)
     report.replace_block(RESULTS, "console", body)
 

@@ -64,6 +64,22 @@ SELECT 'unrouted', 'no pipeline matches s3://bench-0/elsewhere/' || n, 'conveyor
        convert_to('{"EventName": "s3:ObjectCreated:Put", "Key": "bench-0/elsewhere/' || n || '"}', 'UTF8')
 FROM generate_series(1, $1::int) AS n;
 
+-- name: console_fill_backfills
+-- $1 finished backfills of the first bucket, one per prefix.
+INSERT INTO sweeps (kind, bucket, prefix, reason, status, objects_total, objects_listed, objects_started,
+                    jobs_created, pages, created_at, started_at, finished_at)
+SELECT 'backfill', 'bench-0', format('incoming/%s/', n), 'bench', 'COMPLETED', 3437, 3437, 3437, 10311, 4,
+       now() - make_interval(hours => n), now() - make_interval(hours => n), now() - make_interval(hours => n)
+FROM generate_series(1, $1::int) AS n;
+
+-- name: console_fill_limits
+-- $1 keys capped by an operator, and two job types rate-limited.
+INSERT INTO flow_limits (scope, name, max_running, rate_per_second, burst, weight, set_by)
+SELECT 'key'::flow_scope, format('bench-%s/incoming/%s', n % 4, n), 4, NULL::float8, NULL::int, 1 + n % 3, 'operator'
+FROM generate_series(1, $1::int) AS n
+UNION ALL
+SELECT 'job_type'::flow_scope, t, NULL, 50, 50, 1, 'operator' FROM unnest(ARRAY['checksum', 'inspect']) AS t;
+
 -- name: console_counts
 SELECT current_setting('fsync') AS fsync, (SELECT count(*) FROM job_rows) AS jobs, (SELECT count(*) FROM object_events) AS events,
        (SELECT count(*) FROM job_dependencies) AS edges;
@@ -75,3 +91,13 @@ SELECT (SELECT id FROM job_rows WHERE status = 'FAILED' ORDER BY id DESC LIMIT 1
        (SELECT id FROM job_rows ORDER BY id DESC OFFSET 500000 LIMIT 1) AS middle_job,
        (SELECT bucket FROM object_events ORDER BY id DESC OFFSET 1000 LIMIT 1) AS bucket,
        (SELECT object_key FROM object_events ORDER BY id DESC OFFSET 1000 LIMIT 1) AS object_key;
+
+-- What the console's two indexes on job_rows cost every job's writes (migration 0005): dropped and made
+-- again between otherwise identical runs of the engine benchmark's enqueue and drain.
+
+-- name: console_drop_job_indexes
+DROP INDEX IF EXISTS job_rows_status_id, job_rows_bucket_id;
+
+-- name: console_create_job_indexes
+CREATE INDEX IF NOT EXISTS job_rows_status_id ON job_rows (status, id);
+CREATE INDEX IF NOT EXISTS job_rows_bucket_id ON job_rows (source_bucket, id);
