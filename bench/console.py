@@ -226,7 +226,7 @@ def section(scenarios: list[Scenario]) -> str:
         "its own database.",
         f"Each page requested {REQUESTS} times in a row after a first request, signed in, through `conveyor api` "
         f"(uvicorn, one process) on loopback, {SETTLE_SECONDS:.0f} s after it started: the time until the whole "
-        "page is read. The limit is {LIMIT_MS:.0f} ms "
+        f"page is read. The limit is {LIMIT_MS:.0f} ms "
         "at p95; beside it, the same client's bare round trip to `/health/live` (p95 "
         + ", ".join(f"{s.floor.p95_ms:.1f} ms ({s.name})" for s in scenarios) + ").",
     )  # fmt: skip
