@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 
+from conveyor.api.health import HealthMonitor
 from conveyor.api.settings import ApiSettings
 from conveyor.ingest.deadletters import Replayer
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.wakeup import WakeupListener
-
-#: A named, time-bounded check of one backing service; raises when the service is down.
-HealthCheck = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -23,8 +20,8 @@ class ApiContext:
     engine: Engine
     settings: ApiSettings
     registry: CollectorRegistry
-    #: name -> (check, required): a required service down makes /health answer 503.
-    checks: dict[str, tuple[HealthCheck, bool]] = field(default_factory=dict)
+    #: The backing services' last checked health, which /health answers from.
+    health: HealthMonitor
     #: Dead-letter replay with the ingest rules; None where this process has no rules to replay with.
     replayer: Replayer | None = None
     listener: WakeupListener | None = None

@@ -22,5 +22,7 @@ class ApiSettings(BaseModel):
     #: How often the API refreshes the queue-depth, worker and dead-letter gauges it exports, and the
     #: console's traffic of the last hour.
     cluster_metrics_interval_seconds: float = Field(5.0, gt=0)
+    #: How often a side task checks PostgreSQL, Redis, Kafka and the object store for /health.
+    health_check_interval_seconds: float = Field(2.0, gt=0, le=300)
     #: How long a console sign-in lasts (the cookie is refused after it, and whenever its token is removed).
     console_session_hours: float = Field(12.0, gt=0, le=24 * 30)

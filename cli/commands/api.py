@@ -15,7 +15,7 @@ from conveyor.api.app import create_app
 from conveyor.api.cluster_metrics import ClusterMetrics, ClusterMetricsRefresher
 from conveyor.api.console.throughput import console_throughput
 from conveyor.api.context import ApiContext
-from conveyor.api.system import standard_checks
+from conveyor.api.health import HealthMonitor, StandardChecks
 from conveyor.ingest.deadletters import Replayer
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.wakeup import WakeupListener, redis_client
@@ -44,11 +44,13 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_context(settings: Settings, engine: Engine, registry: CollectorRegistry) -> ApiContext:
+def build_context(
+    settings: Settings, engine: Engine, registry: CollectorRegistry, checks: StandardChecks
+) -> ApiContext:
     """The API's dependencies, including dead-letter replay with the configured ingest rules."""
-    checks = standard_checks(engine, settings.redis, settings.kafka, settings.s3)
+    health = HealthMonitor(checks.checks(), interval_seconds=settings.api.health_check_interval_seconds)
     replayer = Replayer.configured(engine, settings.ingest)
-    return ApiContext(engine=engine, settings=settings.api, registry=registry, checks=checks, replayer=replayer,
+    return ApiContext(engine=engine, settings=settings.api, registry=registry, health=health, replayer=replayer,
                       buckets=tuple(settings.s3.buckets))  # fmt: skip
 
 
@@ -56,7 +58,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (uvicorn's own handling) or ``stop``."""
     registry = CollectorRegistry()
     async with runtime.open_engine(settings) as engine:
-        context = build_context(settings, engine, registry)
+        checks = StandardChecks(engine, settings.redis, settings.kafka, settings.s3)
+        context = build_context(settings, engine, registry, checks)
+        await context.health.run_once()  # so /health answers from a real round from the first request on
         redis = redis_client(settings.redis)
         context.listener = WakeupListener(redis, settings.redis)
         app = create_app(context)
@@ -66,6 +70,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         side = _side_tasks(settings, context, done)
         interval = settings.api.cluster_metrics_interval_seconds
         side.start("console_throughput", lambda: console_throughput(app).run(done, interval))
+        side.start("health_checks", lambda: context.health.run(done))
         log.info("API on http://%s:%d (OpenAPI at /docs)", settings.api.host, settings.api.port)
         try:
             serving = asyncio.create_task(server.serve())
@@ -76,6 +81,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             done.set()
             await side.close()
             await redis.aclose()
+            await checks.aclose()
 
 
 def _side_tasks(settings: Settings, context: ApiContext, stop: asyncio.Event) -> Supervisor:
