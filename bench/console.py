@@ -26,6 +26,7 @@ from bench import engine as engine_bench
 from bench import report
 from bench.database import drop_database, fresh_database
 from conveyor import settings as settings_module
+from conveyor.api.console.jobs import id_at
 from conveyor.db.connection import Connection, connect, create_pool
 from conveyor.db.settings import PostgresSettings
 from conveyor.db.sql import QUERIES, parse
@@ -152,7 +153,7 @@ def _time(client: httpx.Client, name: str, path: str) -> PageTime:
 
 async def plans(settings: PostgresSettings, sample: Sample, spread: timedelta) -> list[Plan]:
     """EXPLAIN ANALYZE of each statement the pages run, with the values they run it with (custom plans)."""
-    middle, third = sample.middle_job, _id_at(datetime.now(UTC) - spread / 3)
+    middle, third = sample.middle_job, id_at(datetime.now(UTC) - spread / 3)
     cases: list[tuple[str, str, tuple[Any, ...]]] = [
         ("browse_jobs_descending", "newest", (None, None, None, None, None, None, 51)),
         ("browse_jobs_descending", "FAILED", ("FAILED", None, None, None, None, None, 51)),
@@ -198,10 +199,6 @@ async def _plan(conn: Connection, name: str, what: str, args: tuple[Any, ...]) -
     seq = re.findall(r"Seq Scan on (\w+)", text)
     execution = float(re.search(r"Execution Time: ([\d.]+) ms", text)[1])  # type: ignore[index]
     return Plan(name, what, indexes + [f"seq scan of {t}" for t in seq], " Sort " in f" {text} ", execution)
-
-
-def _id_at(moment: datetime) -> uuid.UUID:
-    return uuid.UUID(int=int(moment.timestamp() * 1000) << 80)
 
 
 @dataclass(frozen=True)

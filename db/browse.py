@@ -7,7 +7,8 @@ from the values of each call, never from a cached generic plan.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from conveyor.db.connection import Connection, translate_errors
@@ -22,20 +23,25 @@ async def search_jobs(conn: Connection, search: JobSearch) -> list[JobRow]:
     """A page of jobs matching ``search``, in its order (newest first unless ``oldest_first``)."""
     # Two statements, not one: the direction of ORDER BY must be written out for an index to give the order.
     statement = QUERIES["browse_jobs_ascending"] if search.oldest_first else QUERIES["browse_jobs_descending"]
-    with translate_errors():
-        async with conn.transaction(readonly=True):
-            await conn.execute(QUERIES["browse_custom_plans"])
-            rows = await conn.fetch(statement, *_job_filters(search), search.limit)
+    async with _custom_plans(conn):
+        rows = await conn.fetch(statement, *_job_filters(search), search.limit)
     return [JobRow.from_record(r) for r in rows]
 
 
 async def count_jobs(conn: Connection, search: JobSearch, *, at_most: int) -> int:
     """How many jobs match ``search``'s filters and bounds, counting no further than ``at_most``."""
+    async with _custom_plans(conn):
+        count: int = await conn.fetchval(QUERIES["browse_jobs_count"], *_job_filters(search), at_most)
+    return count
+
+
+@asynccontextmanager
+async def _custom_plans(conn: Connection) -> AsyncIterator[None]:
+    """A read-only transaction planned for each call's values (errors translated)."""
     with translate_errors():
         async with conn.transaction(readonly=True):
             await conn.execute(QUERIES["browse_custom_plans"])
-            count: int = await conn.fetchval(QUERIES["browse_jobs_count"], *_job_filters(search), at_most)
-    return count
+            yield
 
 
 def _job_filters(search: JobSearch) -> tuple[object, ...]:
@@ -61,11 +67,9 @@ async def search_objects(
 ) -> list[ObjectSummary]:
     """``bucket``'s recorded uploads whose key starts with ``prefix``, in byte order, after ``after`` (key, version)."""
     after_key, after_version = after if after is not None else (None, None)
-    with translate_errors():
-        async with conn.transaction(readonly=True):
-            await conn.execute(QUERIES["browse_custom_plans"])
-            rows = await conn.fetch(QUERIES["browse_objects"], bucket, prefix, prefix_end(prefix), after_key,
-                                    after_version, limit)  # fmt: skip
+    async with _custom_plans(conn):
+        rows = await conn.fetch(QUERIES["browse_objects"], bucket, prefix, prefix_end(prefix), after_key,
+                                after_version, limit)  # fmt: skip
     return [ObjectSummary.from_record(r) for r in rows]
 
 

@@ -79,9 +79,14 @@ async def operator(request: Request, session: Annotated[Session, Depends(viewer)
     form = await read_form(request)
     if not session.may_act:
         raise Refused(status.HTTP_403_FORBIDDEN, "This sign-in may only read: actions need a read-write token.")
+    return Action(session, _signed(session, form))
+
+
+def _signed(session: Session, form: Form) -> Form:
+    """``form`` if it carries the session's CSRF token; 403 otherwise."""
     if not Sessions.csrf_matches(session, form.first("csrf")):
         raise Refused(status.HTTP_403_FORBIDDEN, "The form's CSRF token is missing or wrong: reload the page.")
-    return Action(session, form)
+    return form
 
 
 async def read_form(request: Request) -> Form:
@@ -123,9 +128,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, session: Annotated[Session, Depends(viewer)]) -> Response:
-    form = await read_form(request)
-    if not Sessions.csrf_matches(session, form.first("csrf")):
-        raise Refused(status.HTTP_403_FORBIDDEN, "The form's CSRF token is missing or wrong: reload the page.")
+    _signed(session, await read_form(request))
     response = RedirectResponse("/ui/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(COOKIE_NAME, path="/ui", httponly=True, samesite="strict")
     return response

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from conveyor import runtime
 from conveyor.api.app import create_app
 from conveyor.api.cluster_metrics import ClusterMetrics, ClusterMetricsRefresher
-from conveyor.api.console.throughput import console_throughput
+from conveyor.api.console.throughput import Throughput, console_throughput
 from conveyor.api.context import ApiContext
 from conveyor.api.health import HealthMonitor, StandardChecks
 from conveyor.ingest.deadletters import Replayer
@@ -67,10 +67,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         server = uvicorn.Server(uvicorn.Config(app, host=settings.api.host, port=settings.api.port,
                                                log_level="warning", lifespan="off"))  # fmt: skip
         done = stop or asyncio.Event()
-        side = _side_tasks(settings, context, done)
-        interval = settings.api.cluster_metrics_interval_seconds
-        side.start("console_throughput", lambda: console_throughput(app).run(done, interval))
-        side.start("health_checks", lambda: context.health.run(done))
+        side = _side_tasks(settings, context, done, console_throughput(app))
         log.info("API on http://%s:%d (OpenAPI at /docs)", settings.api.host, settings.api.port)
         try:
             serving = asyncio.create_task(server.serve())
@@ -84,8 +81,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             await checks.aclose()
 
 
-def _side_tasks(settings: Settings, context: ApiContext, stop: asyncio.Event) -> Supervisor:
-    """The API's supervised side tasks: wake-ups for long polls, the cluster gauges, maintenance."""
+def _side_tasks(settings: Settings, context: ApiContext, stop: asyncio.Event, throughput: Throughput) -> Supervisor:
+    """The API's supervised side tasks: wake-ups for long polls, the cluster gauges, maintenance, the health
+    checks /health answers from, and the console's traffic of the last hour."""
     engine, registry, listener = context.engine, context.registry, context.listener
     assert listener is not None
     refresher = ClusterMetricsRefresher(engine, ClusterMetrics(registry), settings.api.cluster_metrics_interval_seconds,
@@ -97,6 +95,9 @@ def _side_tasks(settings: Settings, context: ApiContext, stop: asyncio.Event) ->
     side.start("wakeup_relay", lambda: _relay(context, stop))
     side.start("cluster_metrics", lambda: refresher.run(stop))
     side.start("maintenance", lambda: maintenance.run(stop))
+    side.start("health_checks", lambda: context.health.run(stop))
+    interval = settings.api.cluster_metrics_interval_seconds
+    side.start("console_throughput", lambda: throughput.run(stop, interval))
     return side
 
 
