@@ -74,11 +74,14 @@ async def ingest_section(settings: settings_module.Settings) -> report.Section:
         f"{figures.events:,} real MinIO notifications (one uploaded object's event, copied with distinct keys and "
         f"sequencers) pre-filled on a {figures.partitions}-partition topic; each starts a 2-job pipeline."
     )
+    ratio = figures.ingest_rate / figures.bare_rate
     section.table(
-        ["what", "events/s"],
-        [["raw aiokafka read of the same topic (the limit)", f"{figures.raw_rate:,.0f}"],
-         ["conveyor ingest: parse, route, record, create jobs, commit offsets", f"{figures.ingest_rate:,.0f}"],
-         ["ingest / raw read", f"{figures.ingest_rate / figures.raw_rate:.0%}"]],
+        ["what", "events/s", "of the bare insert (target ≥ 70%)"],
+        [["raw aiokafka read of the same topic", f"{figures.raw_rate:,.0f}", "-"],
+         [f"bare asyncpg loop inserting the same rows (event, upload, 2 jobs, edge), {figures.batch} events a "
+          "transaction (the limit)", f"{figures.bare_rate:,.0f}", "-"],
+         ["conveyor ingest: read, parse, route, record, create jobs, commit offsets",
+          f"{figures.ingest_rate:,.0f}", f"**{ratio:.0%}**: {'met' if ratio >= 0.7 else 'missed'}"]],
     )  # fmt: skip
     section.text(
         f"Light load ({len(figures.latencies_ms)} events, one every 50 ms), Kafka timestamp to jobs committed: "

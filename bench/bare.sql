@@ -43,3 +43,30 @@ SELECT created_at, started_at FROM job_rows WHERE id = ANY($1::uuid[]);
 -- name: bench_start_times
 -- Every start recorded.
 SELECT started_at FROM job_rows WHERE started_at IS NOT NULL;
+
+-- The bare loop of bench/ingest.py: the rows one ingest batch writes (its events, their uploads, two jobs
+-- each and the edge between them), inserted as typed arrays with no framework around them.
+
+-- name: bare_events
+-- $1.. one array per column; returns the new ids in the order given.
+INSERT INTO object_events (bucket, object_key, version_id, event_name, sequencer, etag, size_bytes, content_type,
+                           event_time, source_topic, source_partition, source_offset, modified_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                     $8::text[], $9::timestamptz[], $10::text[], $11::integer[], $12::bigint[], $13::timestamptz[])
+RETURNING id;
+
+-- name: bare_uploads
+INSERT INTO uploads (bucket, object_key, version_id, etag, size_bytes, modified_at, event_id, origin, pipelines)
+SELECT b, k, v, e, s, m, i, 'notification', ARRAY[p]
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::bigint[],
+            $8::text[]) AS u(b, k, v, e, s, m, i, p);
+
+-- name: bare_jobs
+INSERT INTO job_rows (id, job_type, payload, status, pending_parents, pipeline, step, object_event_id, source_bucket,
+                      source_key)
+SELECT i, t, p::jsonb, s::job_status, n, pl, st, e, b, k
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::bigint[],
+            $9::text[], $10::text[]) AS u(i, t, p, s, n, pl, st, e, b, k);
+
+-- name: bare_edges
+INSERT INTO job_dependencies (parent_id, child_id) SELECT * FROM unnest($1::uuid[], $2::uuid[]);

@@ -12,6 +12,7 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote_plus
 
@@ -20,10 +21,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from bench.database import fresh_database
+from bench.worker import SQL
 from conveyor import runtime
+from conveyor.db import connection
 from conveyor.ingest.consumer import Ingestor
+from conveyor.ingest.events import UploadEvent, parse_message
 from conveyor.ingest.metrics import IngestMetrics
 from conveyor.ingest.routing import parse_rules
+from conveyor.pipeline.engine.ids import uuid7
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
 
@@ -45,13 +50,19 @@ BENCH_DB = "conveyor_bench_ingest"
 class IngestFigures:
     events: int
     partitions: int
+    batch: int
     raw_seconds: float
+    bare_seconds: float
     ingest_seconds: float
     latencies_ms: list[float]
 
     @property
     def raw_rate(self) -> float:
         return self.events / self.raw_seconds
+
+    @property
+    def bare_rate(self) -> float:
+        return self.events / self.bare_seconds
 
     @property
     def ingest_rate(self) -> float:
@@ -123,6 +134,55 @@ async def raw_read(settings: Settings, topic: str, count: int) -> float:
         await consumer.stop()
 
 
+async def bare_insert(settings: Settings, messages: list[tuple[bytes, bytes]], batch: int) -> float:
+    """Seconds for a bare asyncpg loop to insert the rows ingest writes for ``messages`` (each event, its
+    upload, its two jobs and their edge), ``batch`` events per transaction. Rows are built before timing."""
+    events = [e for _, value in messages for e in parse_message(value, max_bytes=1 << 20)]
+    batches = [_bare_batch(events[start : start + batch], start) for start in range(0, len(events), batch)]
+    conn = await connection.connect(settings.postgres)
+    try:
+        started = time.perf_counter()
+        for rows in batches:
+            async with conn.transaction():
+                ids = [r["id"] for r in await conn.fetch(SQL["bare_events"], *rows.events)]
+                await conn.execute(SQL["bare_uploads"], *rows.uploads, ids, ["fingerprint"] * len(ids))
+                await conn.execute(SQL["bare_jobs"], *rows.jobs, [i for i in ids for _ in "ab"], *rows.job_sources)
+                await conn.execute(SQL["bare_edges"], *rows.edges)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class _BareBatch:
+    """One batch's rows as column arrays (the event ids are only known once inserted)."""
+
+    events: list[Sequence[object]]
+    uploads: list[Sequence[object]]
+    jobs: list[Sequence[object]]
+    job_sources: list[Sequence[object]]
+    edges: list[Sequence[object]]
+
+
+def _bare_batch(events: list[UploadEvent], first_offset: int) -> _BareBatch:
+    checksums, inspects = [uuid7() for _ in events], [uuid7() for _ in events]
+    n = len(events)
+    return _BareBatch(
+        events=[[e.bucket for e in events], [e.key for e in events], [e.version_id for e in events],
+                [e.event_name for e in events], [e.sequencer for e in events], [e.etag for e in events],
+                [e.size for e in events], [e.content_type for e in events], [e.event_time for e in events],
+                ["bench"] * n, [0] * n, list(range(first_offset, first_offset + n)),
+                [e.modified_at for e in events]],
+        uploads=[[e.bucket for e in events], [e.key for e in events], [e.version_id for e in events],
+                 [e.etag for e in events], [e.size for e in events], [e.modified_at for e in events]],
+        jobs=[[j for pair in zip(checksums, inspects, strict=True) for j in pair], ["checksum", "inspect"] * n,
+              ['{"params":{},"lineage_depth":0}'] * 2 * n, ["PENDING", "BLOCKED"] * n, [0, 1] * n,
+              ["fingerprint"] * 2 * n, ["checksum", "inspect"] * n],
+        job_sources=[[e.bucket for e in events for _ in "ab"], [e.key for e in events for _ in "ab"]],
+        edges=[checksums, inspects],
+    )  # fmt: skip
+
+
 async def ingest(settings: Settings, topic: str, count: int, latency_events: int) -> tuple[float, list[float]]:
     """Seconds to turn ``count`` pre-filled events into committed jobs; then light-load latencies (ms)."""
     scoped = settings.model_copy(
@@ -187,6 +247,7 @@ async def light_load(settings: Settings, ingestor: Ingestor, events: int) -> lis
 
 
 async def run(settings: Settings, *, events: int = 50_000, latency_events: int = 200) -> IngestFigures:
+    runtime.tune_garbage_collector()  # as `conveyor ingest` does; the bare loop, in this process too, gains as much
     topic = f"conveyor.bench.{uuid.uuid4().hex[:8]}"
     partitions = settings.kafka.events_partitions
     kafka_admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
@@ -195,12 +256,15 @@ async def run(settings: Settings, *, events: int = 50_000, latency_events: int =
         await kafka_admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
         template = await real_minio_event(settings)
         run_id = uuid.uuid4().hex[:8]
-        await fill(settings, topic, [variant(template, n, run_id) for n in range(events)])
+        messages = [variant(template, n, run_id) for n in range(events)]
+        await fill(settings, topic, messages)
         raw_seconds = await raw_read(settings, topic, events)
-        postgres = await fresh_database(settings.postgres, BENCH_DB)
-        scoped = settings.model_copy(update={"postgres": postgres})
+        batch = settings.ingest.batch_max_records
+        scoped = settings.model_copy(update={"postgres": await fresh_database(settings.postgres, BENCH_DB)})
+        bare_seconds = await bare_insert(scoped, messages, batch)
+        scoped = settings.model_copy(update={"postgres": await fresh_database(settings.postgres, BENCH_DB)})
         ingest_seconds, latencies = await ingest(scoped, topic, events, latency_events)
     finally:
         await kafka_admin.delete_topics([topic])
         await kafka_admin.close()
-    return IngestFigures(events, partitions, raw_seconds, ingest_seconds, latencies)
+    return IngestFigures(events, partitions, batch, raw_seconds, bare_seconds, ingest_seconds, latencies)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -25,6 +26,22 @@ if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication as WSGIApp
 
 log = logging.getLogger(__name__)
+
+
+#: Collect the youngest generation every this many allocations (Python's default is 700).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_garbage_collector() -> None:
+    """Set the cyclic garbage collector for a process that allocates per event and per job.
+
+    What startup built (modules, settings, clients) is frozen out of every later collection, and the
+    youngest generation is collected every 20,000 allocations instead of 700: with the defaults, ingest
+    ran collections hundreds of times a second, over objects that live for the whole process.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
 def open_engine(settings: Settings) -> AbstractAsyncContextManager[Engine]:

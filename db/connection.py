@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import asyncpg
+import orjson
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -62,11 +63,29 @@ def translate_errors() -> Iterator[None]:
 async def prepare_connection(conn: Connection) -> None:
     """JSON columns in and out as Python values (also inside arrays: jsonb[] parameters)."""
     for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(type_name, encoder=_dump_json, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(type_name, encoder=dump_json, decoder=load_json, schema="pg_catalog")
 
 
-def _dump_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+def dump_json(value: Any) -> str:
+    """``value`` as compact JSON text: UUIDs and datetimes (ISO 8601) natively, anything else by ``str``.
+
+    orjson first: the batches of ingest and bulk enqueue travel as one jsonb document each, and the
+    standard library's encoder was the largest single cost of ingest (bench/RESULTS.md). What orjson
+    refuses (an integer beyond 64 bits, a key that is not a string) takes the standard library's path.
+    """
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def load_json(text: str) -> Any:
+    """A JSON value from text PostgreSQL sent; numbers orjson cannot hold (beyond a double) by the standard
+    library."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 async def connect(settings: PostgresSettings, *, database: str | None = None) -> Connection:

@@ -7,7 +7,7 @@ values or frozen row dataclasses. ``now`` is None in production and a fixed time
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,6 @@ from conveyor.db.records import (
     Completion,
     CompletionRow,
     Depth,
-    Edge,
     FailedAttempts,
     FailureRow,
     HeldJob,
@@ -34,7 +33,7 @@ from conveyor.db.sql import QUERIES
 
 async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime | None = None) -> set[uuid.UUID]:
     """Insert ``jobs`` (BLOCKED when they declare parents); return the ids inserted (duplicates by key are not)."""
-    rows = [
+    documents = [
         {
             "id": j.id, "job_type": j.job_type, "payload": j.payload,
             "status": JobStatus.BLOCKED if j.parent_count else JobStatus.PENDING, "priority": j.priority,
@@ -46,8 +45,18 @@ async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime
         }
         for j in jobs
     ]  # fmt: skip
+    return await insert_documents(conn, documents, now=now)
+
+
+async def insert_documents(
+    conn: Connection, documents: Sequence[Mapping[str, Any]], *, now: datetime | None = None
+) -> set[uuid.UUID]:
+    """Insert jobs given as documents of ``job_insert_many``'s shape (a key left out is null); the ids inserted.
+
+    For callers that build many jobs from one template, where a :class:`NewJob` per job is the cost.
+    """
     with translate_errors():
-        return {r["id"] for r in await conn.fetch(QUERIES["job_insert_many"], rows, now)}
+        return {r["id"] for r in await conn.fetch(QUERIES["job_insert_many"], documents, now)}
 
 
 async def ids_by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, uuid.UUID]:
@@ -61,9 +70,10 @@ async def lock_parents(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.
         return {r["id"]: JobStatus(r["status"]) for r in await conn.fetch(QUERIES["job_lock_parents"], list(ids))}
 
 
-async def insert_dependencies(conn: Connection, edges: Sequence[Edge]) -> None:
+async def insert_dependencies(conn: Connection, parents: Sequence[uuid.UUID], children: Sequence[uuid.UUID]) -> None:
+    """Insert the edges ``parents[i] -> children[i]``."""
     with translate_errors():
-        await conn.execute(QUERIES["dependency_insert_many"], [e.parent for e in edges], [e.child for e in edges])
+        await conn.execute(QUERIES["dependency_insert_many"], parents, children)
 
 
 async def settle_dependencies(

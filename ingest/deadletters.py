@@ -92,7 +92,7 @@ class Replayer:
                                 self.plain_key_encoding)  # fmt: skip
             except BadEvent as exc:
                 return ReplayOutcome(await tx.mark_replayed(letter_id, error=f"{exc.reason}: {exc}"), 0)
-            replayed = [replace(r, event=r.event.model_copy(update={"origin": EventOrigin.REPLAY})) for r in routed]
+            replayed = [replace(r, event=replace(r.event, origin=EventOrigin.REPLAY)) for r in routed]
             positioned = [Positioned(r, letter.source_partition, letter.source_offset) for r in replayed]
             stored = await store_events(tx, positioned, topic=letter.source_topic)
             letter = await tx.mark_replayed(letter_id, error=None)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote_plus, unquote_plus
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conveyor.db.records import EventOrigin
 from conveyor.db.values import unstorable
@@ -42,6 +44,11 @@ _MAYBE_UNSTORABLE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+# The schema twice, on purpose: msgspec decodes the messages it accepts strictly and fast (the hot path of
+# ingest); pydantic reads what msgspec refused, so a message pydantic's lax rules accept (a size written
+# as 1.0, a time as a number) still parses, and one nobody accepts gets pydantic's readable reason.
 
 
 class _Object(_Model):
@@ -70,12 +77,6 @@ class _Record(_Model):
     event_source: str | None = Field(None, alias="eventSource")
     s3: _S3
 
-    @field_validator("event_name")
-    @classmethod
-    def _s3_prefix(cls, value: str) -> str:
-        # AWS writes "ObjectCreated:Put", MinIO and versitygw "s3:ObjectCreated:Put": one spelling inside.
-        return value if value.startswith("s3:") else f"s3:{value}"
-
 
 class _Envelope(_Model):
     event_name: str | None = Field(None, alias="EventName")
@@ -83,7 +84,51 @@ class _Envelope(_Model):
     records: list[_Record] = Field(alias="Records", min_length=1)
 
 
-class UploadEvent(_Model):
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _FastObject(msgspec.Struct, frozen=True, rename={"etag": "eTag", "version_id": "versionId",
+                                                       "content_type": "contentType",
+                                                       "user_metadata": "userMetadata"}):  # fmt: skip
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    sequencer: str | None = None
+    content_type: str | None = None
+    user_metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class _FastBucket(msgspec.Struct, frozen=True):
+    name: _NonEmpty
+
+
+class _FastS3(msgspec.Struct, frozen=True, rename={"configuration_id": "configurationId"}):
+    bucket: _FastBucket
+    object: _FastObject
+    configuration_id: str | None = None
+
+
+class _FastRecord(msgspec.Struct, frozen=True, rename="camel"):
+    event_name: _NonEmpty
+    s3: _FastS3
+    event_time: datetime | None = None
+    event_source: str | None = None
+
+
+class _FastEnvelope(msgspec.Struct, frozen=True, rename="pascal"):
+    records: Annotated[list[_FastRecord], msgspec.Meta(min_length=1)]
+    event_name: str | None = None
+    key: str | None = None
+
+
+_decode_envelope = msgspec.json.Decoder(_FastEnvelope).decode
+_AnyEnvelope = _Envelope | _FastEnvelope
+_AnyRecord = _Record | _FastRecord
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UploadEvent:
     """One object notification, with the object's real (decoded) name."""
 
     bucket: str
@@ -94,7 +139,7 @@ class UploadEvent(_Model):
     etag: str | None = None
     size: int | None = None
     content_type: str | None = None
-    user_metadata: dict[str, str] = Field(default_factory=dict)
+    user_metadata: dict[str, str] = field(default_factory=dict)
     event_time: datetime | None = None
     #: When the object was written, as exactly as the source tells (MinIO's sequencer is the mtime in ns;
     #: other servers' events only carry their own time).
@@ -112,6 +157,8 @@ class UploadEvent(_Model):
 
     def metadata(self, name: str) -> str | None:
         """A user metadata value by name, whatever the case and ``X-Amz-Meta-`` prefix the server used."""
+        if not self.user_metadata:
+            return None
         wanted = name.lower().removeprefix("x-amz-meta-")
         for key, value in self.user_metadata.items():
             if key.lower().removeprefix("x-amz-meta-") == wanted:
@@ -126,15 +173,18 @@ def parse_message(value: bytes, *, max_bytes: int, plain_key_encoding: KeyEncodi
     """
     if len(value) > max_bytes:
         raise BadEvent("too_large", f"message of {len(value)} bytes exceeds the {max_bytes}-byte limit")
+    envelope: _AnyEnvelope
     try:
-        # pydantic parses the JSON and validates in one pass (in Rust): the hot path of ingest.
-        envelope = _Envelope.model_validate_json(value)
-    except ValidationError as exc:
-        return _not_an_upload(value, exc)
+        envelope = _decode_envelope(value)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        try:
+            envelope = _Envelope.model_validate_json(value)
+        except ValidationError as exc:
+            return _not_an_upload(value, exc)
     events = [_event(envelope, record, plain_key_encoding) for record in envelope.records]
     if _MAYBE_UNSTORABLE.search(value):  # cheap pre-filter: JSON can only carry these as \u escapes
         for event in events:
-            if (where := unstorable(event.model_dump())) is not None:
+            if (where := unstorable(asdict(event))) is not None:
                 raise BadEvent("schema", f"{where} holds a NUL character or an unpaired surrogate")
     return events
 
@@ -156,7 +206,7 @@ def _schema_error(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}" + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
 
 
-def _event(envelope: _Envelope, record: _Record, plain_key_encoding: KeyEncoding) -> UploadEvent:
+def _event(envelope: _AnyEnvelope, record: _AnyRecord, plain_key_encoding: KeyEncoding) -> UploadEvent:
     obj, bucket = record.s3.object, record.s3.bucket.name
     origin = SYNTHESIZED_SOURCES.get(record.event_source or "", EventOrigin.NOTIFICATION)
     key = _minio_key(envelope, record) if envelope.key is not None else _plain_key(record, plain_key_encoding)
@@ -168,7 +218,7 @@ def _event(envelope: _Envelope, record: _Record, plain_key_encoding: KeyEncoding
         bucket=bucket,
         key=key,
         version_id=obj.version_id or "",
-        event_name=record.event_name,
+        event_name=_s3_prefixed(record.event_name),
         sequencer=sequencer,
         etag=obj.etag.strip('"') if obj.etag else None,
         size=obj.size,
@@ -180,6 +230,11 @@ def _event(envelope: _Envelope, record: _Record, plain_key_encoding: KeyEncoding
         else None,
         origin=origin,
     )
+
+
+def _s3_prefixed(event_name: str) -> str:
+    # AWS writes "ObjectCreated:Put", MinIO and versitygw "s3:ObjectCreated:Put": one spelling inside.
+    return event_name if event_name.startswith("s3:") else f"s3:{event_name}"
 
 
 def _modified_at(sequencer: str | None, event_time: datetime | None) -> datetime | None:
@@ -220,7 +275,7 @@ def synthesized_message(event: UploadEvent, *, origin: EventOrigin, event_time: 
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _minio_key(envelope: _Envelope, record: _Record) -> str:
+def _minio_key(envelope: _AnyEnvelope, record: _AnyRecord) -> str:
     bucket, _, raw = (envelope.key or "").partition("/")
     if bucket != record.s3.bucket.name or not raw:
         raise BadEvent("schema", f"Key {envelope.key!r} does not name an object of bucket {record.s3.bucket.name!r}")
@@ -229,7 +284,7 @@ def _minio_key(envelope: _Envelope, record: _Record) -> str:
     return raw
 
 
-def _plain_key(record: _Record, encoding: KeyEncoding) -> str:
+def _plain_key(record: _AnyRecord, encoding: KeyEncoding) -> str:
     raw_source = encoding == "raw" or (encoding == "auto" and record.s3.configuration_id == VERSITYGW_CONFIGURATION_ID)
     if raw_source:
         return record.s3.object.key

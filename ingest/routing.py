@@ -21,6 +21,7 @@ An event may start several pipelines. Objects written by conveyor's own jobs car
 from __future__ import annotations
 
 import fnmatch
+import functools
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from conveyor.ingest.errors import BadEvent, RoutingError
 from conveyor.ingest.events import UploadEvent
 from conveyor.ingest.keys import KeyTemplate
-from conveyor.pipeline.engine.dag import JobSpec, SourceObject, topological_order
+from conveyor.pipeline.engine.blueprint import Blueprint, Run
+from conveyor.pipeline.engine.dag import JobSpec, SourceObject
 from conveyor.pipeline.engine.errors import InvalidDag
 from conveyor.pipeline.lineage import JOB_ID_METADATA, LINEAGE_METADATA
 
@@ -104,6 +106,8 @@ class JobTemplate(_Strict):
 
     def key_for(self, event: UploadEvent, pipeline: str) -> str:
         """The concurrency key of this job for ``event``."""
+        if not self.concurrency_key:  # a plain field first: reading a private attribute costs a __getattr__
+            return ""
         return self._key.render(event, pipeline=pipeline, job_type=self.type) if self._key else ""
 
 
@@ -114,11 +118,37 @@ class Pipeline(_Strict):
 
     @model_validator(mode="after")
     def _valid_dag(self) -> Pipeline:
+        self.blueprint  # noqa: B018 - checks the DAG now, when the file loads, and keeps it
+        return self
+
+    @functools.cached_property
+    def blueprint(self) -> Blueprint:
+        """The jobs as the engine's blueprint, checked and ordered once (raises ``ValueError`` for a bad DAG).
+
+        A cached property, not a private attribute: pydantic reads those through ``__getattr__``, a cost
+        ingest paid for every job of every event."""
+        specs = [
+            JobSpec(name=j.name, job_type=j.type, payload={"params": j.params}, depends_on=j.depends_on,
+                    priority=j.priority, max_retries=j.max_retries, timeout_ms=int(j.timeout_seconds * 1000),
+                    concurrency_key=j.concurrency_key, concurrency_limit=j.concurrency_limit)
+            for j in self.jobs
+        ]  # fmt: skip
         try:
-            topological_order([JobSpec(name=j.name, job_type=j.type, depends_on=j.depends_on) for j in self.jobs])
+            return Blueprint.of(self.name, specs)
         except InvalidDag as exc:
             raise ValueError(f"pipeline {self.name!r}: {exc}") from None
-        return self
+
+    @functools.cached_property
+    def _keyed_steps(self) -> tuple[JobTemplate, ...]:
+        """The job templates in the blueprint's order when any job is keyed; () when none is."""
+        by_name = {j.name: j for j in self.jobs}
+        keyed = any(j.concurrency_key for j in self.jobs)
+        return tuple(by_name[s.name] for s in self.blueprint.steps) if keyed else ()
+
+    def run(self, event: UploadEvent, source: SourceObject, lineage_depth: int) -> Run:
+        """This pipeline started on ``event``'s object: its concurrency keys rendered for the event."""
+        keys = tuple(job.key_for(event, self.name) for job in self._keyed_steps)
+        return Run(self.blueprint, source, {"lineage_depth": lineage_depth}, keys)
 
 
 class RoutingRules(_Strict):
@@ -154,35 +184,19 @@ class RoutedEvent:
     def recorded_as(self, event_id: int) -> RoutedEvent:
         return replace(self, event_id=event_id)
 
-    def specs(self) -> list[JobSpec]:
-        """Every job of every pipeline, named ``event/pipeline/job`` so one DAG can hold a whole batch.
+    def runs(self) -> list[Run]:
+        """Every pipeline the event starts, as a run of its blueprint on the event's object.
 
         The jobs carry no idempotency keys: they are created only in the transaction that records the
         event as new, and the event's unique identity is what makes that happen once.
         """
         e = self.event
         source = SourceObject(e.bucket, e.key, e.version_id or None, self.event_id)
-        specs = []
-        for pipeline in self.pipelines:
-            scope = f"{self.event_id}/{pipeline.name}"
-            specs += [
-                JobSpec(
-                    name=f"{scope}/{job.name}",
-                    step=job.name,
-                    job_type=job.type,
-                    payload={"params": job.params, "lineage_depth": self.lineage_depth},
-                    depends_on=[f"{scope}/{parent}" for parent in job.depends_on],
-                    priority=job.priority,
-                    max_retries=job.max_retries,
-                    timeout_ms=int(job.timeout_seconds * 1000),
-                    pipeline=pipeline.name,
-                    source=source,
-                    concurrency_key=job.key_for(e, pipeline.name),
-                    concurrency_limit=job.concurrency_limit,
-                )
-                for job in pipeline.jobs
-            ]
-        return specs
+        return [pipeline.run(e, source, self.lineage_depth) for pipeline in self.pipelines]
+
+    def specs(self) -> list[JobSpec]:
+        """The runs' jobs as specs, named ``event/pipeline/job`` so one DAG could hold a whole batch."""
+        return [spec for run in self.runs() for spec in run.specs(f"{self.event_id}/{run.blueprint.pipeline}")]
 
 
 def route(event: UploadEvent, rules: RoutingRules, *, max_lineage_depth: int) -> RoutedEvent:

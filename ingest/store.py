@@ -88,12 +88,13 @@ async def store_events(
     creations = _latest_per_object([(r, i) for r, i in fresh if not r.event.is_removal])
     started = await tx.record_uploads([_upload(r, i) for r, i in creations], tolerance_seconds=tolerance_seconds)
     result.uploads, result.same_upload = len(started), len(creations) - len(started)
-    specs = [spec for routed, event_id in creations if _version(routed.event) in started
-             for spec in routed.recorded_as(event_id).specs()]  # fmt: skip
-    if specs:
-        await tx.create_dag(specs)
-        for spec in specs:
-            result.jobs_by_pipeline[spec.pipeline or ""] = result.jobs_by_pipeline.get(spec.pipeline or "", 0) + 1
+    runs = [run for routed, event_id in creations if _version(routed.event) in started
+            for run in routed.recorded_as(event_id).runs()]  # fmt: skip
+    if runs:
+        await tx.start_runs(runs)
+        for run in runs:
+            name = run.blueprint.pipeline
+            result.jobs_by_pipeline[name] = result.jobs_by_pipeline.get(name, 0) + len(run.blueprint.steps)
     return result
 
 

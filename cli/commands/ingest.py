@@ -81,6 +81,7 @@ async def run_ingestor(settings: Settings, stop: asyncio.Event | None = None) ->
                                     settings.reconcile, ReconcileMetrics(registry))  # fmt: skip
             side.start("reconciler", lambda: reconciler.run(stop))
         await ingestor.start()
+        runtime.tune_garbage_collector()
         log.info("ingesting %s as group %s", settings.kafka.events_topic, settings.ingest.group_id)
         try:
             async with runtime.probing(probes, engine, stop):

@@ -75,6 +75,7 @@ async def run_worker(settings: Settings, *, name: str | None = None, stop: async
                 engine, handlers_for(settings), s3_client(settings.s3), redis, settings.worker, settings.engine,
                 settings.redis, metrics, name=name,
             )  # fmt: skip
+            runtime.tune_garbage_collector()
             async with runtime.probing(probes, engine, stop):
                 await worker.run(stop)
     finally:

@@ -1,7 +1,8 @@
 """Creating a DAG of jobs inside a transaction: rows, edges, idempotency and priority inheritance.
 
-Only :class:`~conveyor.pipeline.engine.transaction.EngineTransaction` calls :func:`create_dag`; everyone
-else reaches it through ``tx.create_dag`` (or ``engine.create_dag``, which opens its own transaction).
+Only :class:`~conveyor.pipeline.engine.transaction.EngineTransaction` calls :func:`create_dag` and
+:func:`start_runs`; everyone else reaches them through ``tx`` (or ``engine.create_dag``, which opens its own
+transaction).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from conveyor.db import flow as flow_queries
 from conveyor.db import jobs as job_queries
 from conveyor.db.connection import Connection
 from conveyor.db.records import Edge, JobStatus, LimitSetBy, NewJob
+from conveyor.pipeline.engine.blueprint import Run, rows_of
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject, inherited_priorities, topological_order
 from conveyor.pipeline.engine.errors import UnknownParent
 from conveyor.pipeline.engine.ids import uuid7
@@ -73,6 +75,18 @@ async def create_dag(
     return Created(DagResult(ids=by_name, created=bool(inserted)), ready)
 
 
+async def start_runs(conn: Connection, runs: Sequence[Run], *, now: datetime | None) -> list[str]:
+    """Insert every job and edge of ``runs`` (see :mod:`blueprint`); the job types made ready."""
+    rows = rows_of(runs)
+    if rows.limits:
+        await flow_queries.ensure_key_limits(conn, rows.limits, set_by=LimitSetBy.PIPELINE)
+    if rows.jobs:
+        await job_queries.insert_documents(conn, rows.jobs, now=now)
+    if rows.parents:
+        await job_queries.insert_dependencies(conn, rows.parents, rows.children)
+    return rows.ready_types
+
+
 async def _settle_children_of_existing(
     conn: Connection, plan: _Plan, children: list[int], now: datetime | None
 ) -> list[str]:
@@ -120,7 +134,7 @@ async def _link(
         if missing := [str(p) for p in outside if p not in found]:
             raise UnknownParent(f"unknown parent job(s): {', '.join(missing)}")
     if edges:
-        await job_queries.insert_dependencies(conn, edges)
+        await job_queries.insert_dependencies(conn, [e.parent for e in edges], [e.child for e in edges])
     return outside_children
 
 

@@ -29,6 +29,7 @@ from conveyor.db.records import (
     SweepRow,
 )
 from conveyor.pipeline.engine import creation
+from conveyor.pipeline.engine.blueprint import Run
 from conveyor.pipeline.engine.creation import DagResult
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject
 
@@ -48,6 +49,10 @@ class EngineTransaction:
         created = await creation.create_dag(self._conn, specs, source=source, pipeline=pipeline, now=self._now)
         self.ready_types += created.ready_types
         return created.dag
+
+    async def start_runs(self, runs: Sequence[Run]) -> None:
+        """Start blueprints on objects: each run's jobs and edges, as ``create_dag`` of its specs would."""
+        self.ready_types += await creation.start_runs(self._conn, runs, now=self._now)
 
     async def record_events(self, events: Sequence[NewObjectEvent], *, topic: str) -> dict[Identity, int]:
         """Record upload events once by identity; the ids of those new here (a known identity is skipped)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -43,3 +44,16 @@ def test_uuid7_is_version_7_and_strictly_increasing() -> None:
     ids = [uuid7() for _ in range(20_000)]
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_a_forked_child_never_reuses_its_parents_random_bits() -> None:
+    uuid7()  # the parent now holds a batch of random bits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one id, then out without running anything of pytest's
+        os.write(write, uuid7().bytes)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child, parent = uuid.UUID(bytes=os.read(read, 16)), uuid7()
+    random_bits = (1 << 62) - 1
+    assert child.int & random_bits != parent.int & random_bits

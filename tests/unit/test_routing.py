@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from conveyor.ingest.errors import BadEvent, RoutingError
@@ -44,11 +46,11 @@ match = { prefix = "extracted/", include_pipeline_outputs = true, events = ["s3:
 )
 
 
-def event(key: str, **kwargs: object) -> UploadEvent:
-    values: dict[str, object] = {"bucket": "uploads", "key": key, "event_name": "s3:ObjectCreated:Put", "size": 10,
+def event(key: str, **kwargs: Any) -> UploadEvent:
+    values: dict[str, Any] = {"bucket": "uploads", "key": key, "event_name": "s3:ObjectCreated:Put", "size": 10,
                                  "content_type": "image/png"}  # fmt: skip
     values.update(kwargs)
-    return UploadEvent.model_validate(values)
+    return UploadEvent(**values)
 
 
 def names(e: UploadEvent) -> list[str]:
