@@ -70,3 +70,7 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::t
 
 -- name: bare_edges
 INSERT INTO job_dependencies (parent_id, child_id) SELECT * FROM unnest($1::uuid[], $2::uuid[]);
+
+-- name: bench_span
+-- Seconds from the first job started to the last one finished, over the COMPLETED jobs.
+SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 FROM job_rows WHERE status = 'COMPLETED';

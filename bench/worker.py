@@ -29,6 +29,8 @@ from conveyor.settings import Settings
 SQL = parse((Path(__file__).parent / "bare.sql").read_text(), origin="bench/bare.sql")
 
 BENCH_DB = "conveyor_bench_worker"
+#: The worker processes no-op jobs run through, one count after another.
+PROCESSES = (1, 2, 4)
 BIG = 2 << 30
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,19 +121,22 @@ async def checksum_big(settings: Settings, engine: Engine) -> tuple[float, int, 
         s3.remove_object(bucket, key)
 
 
-async def noop_rate(settings: Settings, engine: Engine, processes: int, jobs: int = 20_000) -> float:
-    """No-op jobs/s through ``processes`` real worker processes, timed from the jobs' run_at."""
-    done_before = await completed(engine)
-    run_at = datetime.now(UTC) + timedelta(seconds=4)
+async def noop_rate(settings: Settings, engine: Engine, processes: int, jobs: int = 60_000) -> float:
+    """No-op jobs/s through ``processes`` real worker processes: the jobs over the span from the first
+    one started to the last one finished (database timestamps), once every process is up."""
+    async with acquire(engine.pool) as conn:
+        await conn.execute(SQL["bench_reset"])
+    run_at = datetime.now(UTC) + timedelta(seconds=6)  # every process is up and polling by then
     for start in range(0, jobs, 5000):
         await engine.create_dag([JobSpec(job_type="bench.noop", run_at=run_at) for _ in range(min(5000, jobs - start))])
     workers = start_workers(settings, processes, "bench.noop", 16)
     try:
-        while await completed(engine) < done_before + jobs:  # noqa: ASYNC110 - polling the database
+        while await completed(engine) < jobs:  # noqa: ASYNC110 - polling the database
             await asyncio.sleep(0.05)
-        seconds = (datetime.now(UTC) - run_at).total_seconds()
     finally:
         stop(workers)
+    async with acquire(engine.pool) as conn:
+        seconds: float = await conn.fetchval(SQL["bench_span"])
     return jobs / seconds
 
 
@@ -141,7 +146,7 @@ async def run(settings: Settings) -> WorkerFigures:
     try:
         engine = Engine(pool)
         checksum_seconds, peak, sha256sum_seconds = await checksum_big(scoped, engine)
-        rates = {n: await noop_rate(scoped, engine, n) for n in (1, 4)}
+        rates = {n: await noop_rate(scoped, engine, n) for n in PROCESSES}
     finally:
         await pool.close()
     return WorkerFigures(checksum_seconds, peak, sha256sum_seconds, rates)

@@ -110,9 +110,22 @@ async def create_pool(settings: PostgresSettings) -> Pool:
             timeout=settings.connect_timeout_seconds,
             command_timeout=settings.command_timeout_seconds,
             init=prepare_connection,
+            reset=_keep_session,
         )
     assert pool is not None  # only None when used without await
     return pool
+
+
+async def _keep_session(conn: Connection) -> None:
+    """What the pool does to a released connection beyond asyncpg's own step (a rollback of a transaction
+    left open): nothing.
+
+    asyncpg's default runs a reset statement (unlock advisory locks, close cursors, unlisten, reset
+    settings) on every release: a round trip for each statement a worker or ingest runs through
+    :func:`acquire`, where nothing outlives the transaction (settings are ``SET LOCAL``, locks are
+    transaction locks). The one session state conveyor takes, a leader's advisory lock, lives on a
+    connection taken with :func:`hold`, and :func:`give_back` resets that session itself.
+    """
 
 
 #: The longest wait for a free pooled connection. asyncpg's own default is to wait forever, which a pool
@@ -141,9 +154,13 @@ async def hold(pool: Pool) -> Connection:
 
 
 async def give_back(pool: Pool, conn: Connection) -> None:
-    """Return a held connection; the pool resets its session (advisory locks included) or discards it if broken."""
+    """Reset a held connection's session (advisory locks included) and return it; a broken one is discarded."""
     with translate_errors():
-        await pool.release(cast("PoolConnectionProxy[asyncpg.Record]", conn))
+        try:
+            if not conn.is_closed():
+                await conn.execute(conn.get_reset_query())
+        finally:
+            await pool.release(cast("PoolConnectionProxy[asyncpg.Record]", conn))
 
 
 async def round_trip(conn: Connection) -> None:

@@ -37,7 +37,11 @@ STOPPED = {StopReason.CANCEL: Outcome.CANCELLED, StopReason.LOST: Outcome.LOST, 
 
 @dataclass
 class Running:
+    """A claimed job: its task waits for a free slot (when claimed ahead), then runs the handler."""
+
     job: JobRow
     ctx: JobContext
     task: asyncio.Task[None]
     stop_reason: StopReason | None = None
+    #: Whether the handler has started (False while a job claimed ahead waits for a slot).
+    started: bool = False

@@ -18,6 +18,7 @@ import random
 import socket
 import time
 import uuid
+from collections import deque
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -44,6 +45,9 @@ from conveyor.pipeline.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
+#: At most this many jobs per slot are claimed ahead (bench/RESULTS.md: one claim per 16 no-op jobs
+#: was half a worker's time in round trips).
+CLAIM_AHEAD_PER_SLOT = 4
 _UNSTORABLE = "a NUL character, a lone surrogate or a non-finite number"
 
 
@@ -76,6 +80,10 @@ class Worker:
         self.listener = WakeupListener(redis, redis_settings, self.job_types)
         self.draining = False
         self._slot_freed = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._busy = 0  # jobs holding a slot (running their handler)
+        #: When the last jobs finished (monotonic): how many may be claimed ahead of free slots.
+        self._finished_at: deque[float] = deque(maxlen=settings.concurrency * CLAIM_AHEAD_PER_SLOT)
         self._counts = {"completed": 0, "failed": 0}
         self._cpu = health.CpuSampler()
         metrics.slots.set(settings.concurrency)
@@ -142,7 +150,20 @@ class Worker:
 
     @property
     def free_slots(self) -> int:
-        return self.settings.concurrency - len(self.running)
+        """Jobs this worker may claim now: its free slots, plus those it may claim ahead."""
+        return self.settings.concurrency + self._ahead() - len(self.running)
+
+    def _ahead(self) -> int:
+        """How many jobs to claim ahead of free slots: as many as finished within ``claim_ahead_seconds``.
+
+        Fast jobs (a backlog draining quickly) keep up to ``CLAIM_AHEAD_PER_SLOT`` more per slot claimed,
+        each waiting about the window for a slot; a long job never waits here while another worker is free.
+        """
+        window = self.settings.claim_ahead_seconds
+        if not window or not self._finished_at:
+            return 0
+        since = time.monotonic() - window
+        return sum(1 for finished in self._finished_at if finished >= since)
 
     async def claim_once(self, trigger: str = "poll") -> int:
         """Claim up to the free slots in one statement and start the jobs; the number started."""
@@ -161,7 +182,6 @@ class Worker:
         ctx = JobContext(job=job, engine=self.engine, s3=self.s3, log=adapter)
         task = asyncio.create_task(self._execute(job, ctx), name=f"job-{job.id}")
         self.running[job.id] = Running(job, ctx, task)
-        self.metrics.slots_busy.set(len(self.running))
 
     def _stop(self, running: Running, reason: StopReason) -> None:
         if running.stop_reason is None:
@@ -170,19 +190,32 @@ class Worker:
             running.task.cancel()
 
     async def _execute(self, job: JobRow, ctx: JobContext) -> None:
-        started = time.monotonic()
         outcome = Outcome.UNRECORDED
+        started: float | None = None
         try:
-            outcome = await self._run_handler(job, ctx)
+            async with self._slots:
+                started = self._begin(job)
+                outcome = await self._run_handler(job, ctx)
         except asyncio.CancelledError:
             outcome = await self._stopped(job)
         except ConveyorError as exc:
             log.warning("job %s: %s; its outcome is not recorded yet, the lease will bring it back", job.id, exc)
         finally:
-            self.metrics.run_seconds.labels(job.job_type, outcome).observe(time.monotonic() - started)
+            if started is not None:
+                self.metrics.run_seconds.labels(job.job_type, outcome).observe(time.monotonic() - started)
+                self._finished_at.append(time.monotonic())
+                self._busy -= 1
             self.running.pop(job.id, None)
-            self.metrics.slots_busy.set(len(self.running))
+            self.metrics.slots_busy.set(self._busy)
             self._slot_freed.set()
+
+    def _begin(self, job: JobRow) -> float:
+        """The job holds a slot now: mark its handler started; when it started."""
+        if (running := self.running.get(job.id)) is not None:
+            running.started = True
+        self._busy += 1
+        self.metrics.slots_busy.set(self._busy)
+        return time.monotonic()
 
     async def _run_handler(self, job: JobRow, ctx: JobContext) -> Outcome:
         handler = self.handlers.get(job.job_type)
@@ -331,6 +364,8 @@ class Worker:
     async def shutdown(self) -> None:
         """Stop claiming; running jobs get the grace period, then go back to PENDING unrun."""
         self.draining = True
+        for waiting in [r for r in self.running.values() if not r.started]:
+            self._stop(waiting, StopReason.SHUTDOWN)  # claimed ahead, never started: back to PENDING at once
         if self.running:
             log.info("shutting down: waiting up to %ss for %d running jobs", self.settings.shutdown_grace_seconds,
                      len(self.running))  # fmt: skip

@@ -7,7 +7,7 @@ import time
 import asyncpg
 import pytest
 
-from conveyor.db import connection
+from conveyor.db import connection, leadership
 from conveyor.db.errors import DatabaseUnavailable
 from conveyor.db.settings import PostgresSettings
 
@@ -32,3 +32,19 @@ def test_a_connection_left_mid_operation_by_a_server_crash_is_unavailable_not_a_
     consumer died of it during a PostgreSQL restart; it must be retried on a fresh connection."""
     with pytest.raises(DatabaseUnavailable), connection.translate_errors():
         raise asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+
+
+async def test_a_held_session_lock_is_released_when_its_connection_is_given_back(database: PostgresSettings) -> None:
+    """A resigning leader's lock must reach other processes: the pool keeps the connection (it skips
+    asyncpg's reset on release), so giving it back must reset the session itself."""
+    pool = await connection.create_pool(database.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}))
+    other = await connection.connect(database)
+    try:
+        held = await connection.hold(pool)
+        assert await leadership.try_lock(held, 4242)
+        assert not await leadership.try_lock(other, 4242), "held by the pool's session"
+        await connection.give_back(pool, held)
+        assert await leadership.try_lock(other, 4242), "another session takes it once given back"
+    finally:
+        await other.close()
+        await pool.close()

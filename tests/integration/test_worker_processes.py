@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from conveyor.db import workers as worker_queries
 from conveyor.db.connection import acquire
-from conveyor.db.records import JobFilter, JobRow, JobStatus, WorkerRow
+from conveyor.db.records import HeldJob, JobFilter, JobRow, JobStatus, WorkerRow
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec
 from conveyor.pipeline.engine.settings import EngineSettings
@@ -199,4 +199,35 @@ async def test_a_job_claimed_while_a_heartbeat_is_in_flight_is_not_taken_for_los
         await worker.completer.flush()
         assert await _count(engine, JobStatus.COMPLETED, 3)
     finally:
+        await redis.aclose()
+
+
+async def test_fast_jobs_are_claimed_ahead_and_a_shutdown_hands_those_not_started_back_unrun(
+    settings: Settings, engine: Engine
+) -> None:
+    """After jobs finish fast, one claim takes more than the free slots; those wait for a slot, hold their
+    leases, and a shutdown requeues the ones never started without spending an attempt."""
+    redis = redis_client(settings.redis)
+    worker = Worker(engine, registry_with_test_handlers(), s3_client(settings.s3), redis,
+                    WorkerSettings(job_types=["test.sleep"], concurrency=2, claim_ahead_seconds=1,
+                                   shutdown_grace_seconds=10), EngineSettings(), settings.redis,
+                    WorkerMetrics(CollectorRegistry()))  # fmt: skip
+    completer = asyncio.create_task(worker.completer.run())
+    try:
+        await worker.register()
+        await create(engine, 2, "test.sleep", seconds=0)
+        assert await worker.claim_once() == 2, "nothing finished yet: only the free slots"
+        await asyncio.gather(*(r.task for r in list(worker.running.values())))
+        await create(engine, 6, "test.sleep", seconds=1)
+        assert await worker.claim_once() == 4, "two slots, and two ahead for the two jobs that just finished"
+        await asyncio.sleep(0.2)
+        assert sorted(r.started for r in worker.running.values()) == [False, False, True, True]
+        held = await engine.heartbeat([HeldJob(r.job.id, r.job.attempts) for r in worker.running.values()])
+        assert len(held) == 4, "the jobs waiting for a slot keep their leases"
+        await worker.shutdown()
+        pending = await jobs_in(engine, JobStatus.PENDING)
+        assert len(pending) == 4 and all(job.attempts == 0 for job in pending), "never started: no attempt spent"
+        assert await _count(engine, JobStatus.COMPLETED, 4), "the two running finished within the grace period"
+    finally:
+        completer.cancel()
         await redis.aclose()
