@@ -46,7 +46,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(system.liveness_router)
     console.install(app, context)
     _errors(app)
-    _http_metrics(app, context)
+    app.add_middleware(HttpMetrics, context=context)
     app.add_middleware(BodyLimit, max_bytes=context.settings.max_body_bytes)
     return app
 
@@ -80,21 +80,40 @@ def _errors(app: FastAPI) -> None:
         return await problem(503, str(exc))
 
 
-def _http_metrics(app: FastAPI, context: ApiContext) -> None:
-    requests = Counter("conveyor_http_requests_total", "HTTP requests by route template, method and status code.",
-                       ["route", "method", "code"], registry=context.registry)  # fmt: skip
-    durations = Histogram("conveyor_http_request_duration_seconds", "HTTP request handling time by route template.",
-                          ["route"], registry=context.registry)  # fmt: skip
+class HttpMetrics:
+    """Counts requests and times them by route template, method and status code.
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        started = time.monotonic()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")  # a bounded label: never the raw path
-        requests.labels(template, request.method, str(response.status_code)).inc()
-        durations.labels(template).observe(time.monotonic() - started)
-        return response
+    Plain ASGI: Starlette's ``BaseHTTPMiddleware`` (``@app.middleware``) ran every request through a task
+    group and a streamed copy of its response, half of the API's time per request (bench/RESULTS.md).
+    """
+
+    def __init__(self, app: ASGIApp, context: ApiContext) -> None:
+        self.app = app
+        self.requests = Counter("conveyor_http_requests_total",
+                                "HTTP requests by route template, method and status code.",
+                                ["route", "method", "code"], registry=context.registry)  # fmt: skip
+        self.durations = Histogram("conveyor_http_request_duration_seconds",
+                                   "HTTP request handling time by route template.", ["route"],
+                                   registry=context.registry)  # fmt: skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, code = time.monotonic(), 500  # an exception that escapes every handler answers 500
+
+        async def observed(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")  # a bounded label: never the raw path
+            self.requests.labels(template, scope["method"], str(code)).inc()
+            self.durations.labels(template).observe(time.monotonic() - started)
 
 
 class BodyLimit:

@@ -7,6 +7,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from bench import api as api_bench
 from bench import delivery as delivery_bench
 from bench import e2e as e2e_bench
 from bench import engine as engine_bench
@@ -47,10 +48,13 @@ async def engine_section(settings: settings_module.Settings) -> report.Section:
                 ]
             )
     section.table(["claimers", "claim batch", "conveyor jobs/s", "bare asyncpg loop jobs/s", "conveyor / bare"], rows)
-    enqueue = figures.enqueue
+    enqueue, copy = figures.enqueue, figures.bare_copy
+    ratio = enqueue.rate / copy.rate
     section.text(
-        f"Enqueue in bulk (DAG transactions of {enqueue.batch:,} jobs): "
-        f"**{enqueue.rate:,.0f} jobs/s** ({enqueue.jobs:,} jobs)."
+        f"Enqueue in bulk (`create_dag` of {enqueue.batch:,} jobs a transaction, the specs built in the timed loop as "
+        f"a caller builds them): **{enqueue.rate:,.0f} jobs/s** ({enqueue.jobs:,} jobs), beside a bare asyncpg "
+        f"binary COPY of the same rows (built before timing), {copy.rate:,.0f} jobs/s: **{ratio:.0%}** of it "
+        f"(target ≥ 70%: {'met' if ratio >= 0.7 else 'missed'})."
     )
     best_peer = max(peer_figures, key=lambda p: p.rate)
     section.table(
@@ -165,6 +169,28 @@ async def flow_section(settings: settings_module.Settings) -> report.Section:
         f"second started {r.busiest_second} (a full bucket's burst plus that second's refill bounds it at "
         f"{r.burst + r.limit:.0f})."
     )
+    return section
+
+
+async def api_section(settings: settings_module.Settings) -> report.Section:
+    figures = await api_bench.run(settings)
+    section = report.Section("HTTP API: the seed verbs beside a bare uvicorn endpoint", "make bench (bench/api.py)")
+    section.text(
+        f"`conveyor api` (one uvicorn process) and a bare ASGI app under the same uvicorn doing one statement per "
+        f"request on an asyncpg pool (bench/bare_api.py: no framework, validation or authentication), each on a "
+        f"fresh database; {api_bench.REQUESTS:,} requests (or acquire-then-complete pairs) per row over kept-alive "
+        "HTTP/1.1 connections, after a warm-up. Acquire-complete: conveyor reads the job and completes it guarded "
+        "by its attempt (and releases its dependents); the bare endpoint runs one UPDATE."
+    )
+    rows = []
+    for what in ("create", "acquire+complete"):
+        verb = "POST /api/jobs" if what == "create" else "acquire, then complete"
+        for mine, bare in zip(figures.runs[(what, "conveyor")], figures.runs[(what, "bare")], strict=True):
+            ratio = mine.rate / bare.rate
+            rows.append([verb, str(mine.clients), f"{mine.rate:,.0f}", f"{api_bench.median_ms(mine):.2f}",
+                         f"{mine.percentile(99):.2f}", f"{bare.rate:,.0f}",
+                         f"**{ratio:.0%}** ({'met' if ratio >= 0.7 else 'missed'})"])  # fmt: skip
+    section.table(["verb", "clients", "conveyor /s", "p50 ms", "p99 ms", "bare /s", "of bare (target ≥ 70%)"], rows)
     return section
 
 
@@ -292,6 +318,8 @@ async def main(selected: list[str]) -> None:
         sections.append(await worker_section(settings, engine_best, peer_best))
     if not selected or "flow" in selected:
         sections.append(await flow_section(settings))
+    if not selected or "api" in selected:
+        sections.append(await api_section(settings))
     default_running: tuple[float, float] | None = None
     if not selected or "e2e" in selected:
         e2e = await asyncio.to_thread(e2e_section, settings)

@@ -74,3 +74,8 @@ INSERT INTO job_dependencies (parent_id, child_id) SELECT * FROM unnest($1::uuid
 -- name: bench_span
 -- Seconds from the first job started to the last one finished, over the COMPLETED jobs.
 SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 FROM job_rows WHERE status = 'COMPLETED';
+
+-- The bare endpoint of bench/api.py: one statement per request, nothing around it.
+
+-- name: bare_insert_job
+INSERT INTO job_rows (id, job_type, payload, status) VALUES ($1, $2, $3, 'PENDING');

@@ -21,6 +21,7 @@ from conveyor.db.settings import PostgresSettings
 from conveyor.db.sql import parse
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec
+from conveyor.pipeline.engine.ids import uuid7
 
 BENCH_DB = "conveyor_bench"
 SQL = parse((Path(__file__).parent / "bare.sql").read_text(), origin="bench/bare.sql")
@@ -44,6 +45,7 @@ class Figure:
 class EngineFigures:
     durability: dict[str, str]
     enqueue: Figure
+    bare_copy: Figure
     drain: list[Figure]
 
 
@@ -62,6 +64,21 @@ async def enqueue(engine: Engine, jobs: int) -> float:
         count = min(ENQUEUE_BATCH, jobs - start)
         await engine.create_dag([JobSpec(job_type="noop", payload={"n": start + i}) for i in range(count)])
     return time.perf_counter() - started
+
+
+async def bare_copy(pool: asyncpg.Pool, jobs: int) -> float:
+    """Seconds for a bare asyncpg loop to COPY the rows :func:`enqueue` creates (built before timing), in
+    transactions of ``ENQUEUE_BATCH``: the limit bulk enqueue is measured against."""
+    columns = ("id", "job_type", "payload", "status", "priority", "max_retries", "timeout_ms", "pending_parents",
+               "concurrency_key")  # fmt: skip
+    rows = [(uuid7(), "noop", {"n": n}, "PENDING", 0, 3, 300_000, 0, "") for n in range(jobs)]
+    async with pool.acquire() as conn:
+        started = time.perf_counter()
+        for start in range(0, jobs, ENQUEUE_BATCH):
+            async with conn.transaction():
+                await conn.copy_records_to_table("job_rows", records=rows[start : start + ENQUEUE_BATCH],
+                                                 columns=columns)  # fmt: skip
+        return time.perf_counter() - started
 
 
 async def drain_engine(engine: Engine, claimers: int, batch: int) -> int:
@@ -100,6 +117,8 @@ async def run(settings: PostgresSettings, *, jobs: int = 20_000, enqueue_jobs: i
     try:
         enqueue_seconds = await enqueue(engine, enqueue_jobs)
         await reset(pool)
+        copy_seconds = await bare_copy(pool, enqueue_jobs)
+        await reset(pool)
         for claimers, batch in ((1, 1), (1, 100), (4, 100), (16, 100)):
             for name in ("bare", "conveyor"):
                 await enqueue(engine, jobs)
@@ -112,6 +131,7 @@ async def run(settings: PostgresSettings, *, jobs: int = 20_000, enqueue_jobs: i
         return EngineFigures(
             durability=await durability(bench),
             enqueue=Figure("conveyor-enqueue", 1, ENQUEUE_BATCH, enqueue_jobs, enqueue_seconds),
+            bare_copy=Figure("bare-copy", 1, ENQUEUE_BATCH, enqueue_jobs, copy_seconds),
             drain=figures,
         )
     finally:

@@ -61,31 +61,46 @@ def translate_errors() -> Iterator[None]:
 
 
 async def prepare_connection(conn: Connection) -> None:
-    """JSON columns in and out as Python values (also inside arrays: jsonb[] parameters)."""
-    for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(type_name, encoder=dump_json, decoder=load_json, schema="pg_catalog")
+    """JSON columns in and out as Python values (also inside arrays: jsonb[] parameters).
+
+    In PostgreSQL's binary format, so ``COPY`` (binary only) can carry them: jsonb is a version byte and
+    the text, json the text alone.
+    """
+    await conn.set_type_codec("jsonb", encoder=_dump_jsonb, decoder=_load_jsonb, schema="pg_catalog", format="binary")
+    await conn.set_type_codec("json", encoder=dump_json_bytes, decoder=load_json, schema="pg_catalog", format="binary")
 
 
-def dump_json(value: Any) -> str:
-    """``value`` as compact JSON text: UUIDs and datetimes (ISO 8601) natively, anything else by ``str``.
+_JSONB_VERSION = b"\x01"
+
+
+def _dump_jsonb(value: Any) -> bytes:
+    return _JSONB_VERSION + dump_json_bytes(value)
+
+
+def _load_jsonb(data: bytes) -> Any:
+    return load_json(data[1:])
+
+
+def dump_json_bytes(value: Any) -> bytes:
+    """``value`` as compact JSON (UTF-8): UUIDs and datetimes (ISO 8601) natively, anything else by ``str``.
 
     orjson first: the batches of ingest and bulk enqueue travel as one jsonb document each, and the
     standard library's encoder was the largest single cost of ingest (bench/RESULTS.md). What orjson
-    refuses (an integer beyond 64 bits, a key that is not a string) takes the standard library's path.
+    refuses (an integer beyond 64 bits, a key that is not a string, a lone surrogate) takes the standard
+    library's path, which writes what PostgreSQL then judges.
     """
     try:
-        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, separators=(",", ":"), default=str)
+        return json.dumps(value, separators=(",", ":"), default=str).encode("utf-8", "surrogatepass")
 
 
-def load_json(text: str) -> Any:
-    """A JSON value from text PostgreSQL sent; numbers orjson cannot hold (beyond a double) by the standard
-    library."""
+def load_json(data: bytes | str) -> Any:
+    """A JSON value PostgreSQL sent; numbers orjson cannot hold (beyond a double) by the standard library."""
     try:
-        return orjson.loads(text)
+        return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return json.loads(data)
 
 
 async def connect(settings: PostgresSettings, *, database: str | None = None) -> Connection:

@@ -30,9 +30,19 @@ from conveyor.db.records import (
 )
 from conveyor.db.sql import QUERIES
 
+#: From this many jobs up, a batch with no idempotency key and no start time is copied into the table
+#: (binary COPY) instead of inserted from one JSON document: no key can conflict and every column is
+#: known here, and COPY is what bulk enqueue is measured against (bench/RESULTS.md).
+COPY_FROM_JOBS = 100
+_COPIED_COLUMNS = ("id", "job_type", "payload", "status", "priority", "max_retries", "timeout_ms", "pending_parents",
+                   "pipeline", "step", "object_event_id", "source_bucket", "source_key", "source_version",
+                   "concurrency_key")  # fmt: skip
+
 
 async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime | None = None) -> set[uuid.UUID]:
     """Insert ``jobs`` (BLOCKED when they declare parents); return the ids inserted (duplicates by key are not)."""
+    if len(jobs) >= COPY_FROM_JOBS and now is None and not any(j.idempotency_key or j.run_at for j in jobs):
+        return await _copy(conn, jobs)
     documents = [
         {
             "id": j.id, "job_type": j.job_type, "payload": j.payload,
@@ -46,6 +56,20 @@ async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime
         for j in jobs
     ]  # fmt: skip
     return await insert_documents(conn, documents, now=now)
+
+
+async def _copy(conn: Connection, jobs: Sequence[NewJob]) -> set[uuid.UUID]:
+    """COPY ``jobs`` into the table; run_at and created_at take their default, the transaction's time."""
+    records = [
+        (j.id, j.job_type, j.payload if j.payload is not None else {},
+         JobStatus.BLOCKED if j.parent_count else JobStatus.PENDING, j.priority, j.max_retries, j.timeout_ms,
+         j.parent_count, j.pipeline, j.step, j.object_event_id, j.source_bucket, j.source_key, j.source_version,
+         j.concurrency_key or "")
+        for j in jobs
+    ]  # fmt: skip
+    with translate_errors():
+        await conn.copy_records_to_table("job_rows", records=records, columns=_COPIED_COLUMNS)
+    return {j.id for j in jobs}
 
 
 async def insert_documents(

@@ -93,9 +93,12 @@ class JobRow:
 _JOB_FIELDS = frozenset(f.name for f in fields(JobRow))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class NewJob:
-    """A job to insert. ``parent_count`` is the number of parents it is declared with."""
+    """A job to insert. ``parent_count`` is the number of parents it is declared with.
+
+    Not frozen: bulk enqueue builds one per job, and a frozen constructor (one ``object.__setattr__`` per
+    field) was a quarter of its time (bench/RESULTS.md). Nothing keeps one past its insert."""
 
     id: uuid.UUID
     job_type: str

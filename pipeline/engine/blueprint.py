@@ -19,7 +19,7 @@ from typing import Any
 from conveyor.db.records import JobStatus
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject, inherited_priorities, topological_order
 from conveyor.pipeline.engine.errors import InvalidDag
-from conveyor.pipeline.engine.ids import uuid7
+from conveyor.pipeline.engine.ids import uuid7_many
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +107,14 @@ class RunRows:
 def rows_of(runs: Sequence[Run]) -> RunRows:
     """Every job and edge of ``runs``: fresh ids, no idempotency keys (a run is started once by its caller)."""
     rows = RunRows()
+    ids = iter(uuid7_many(sum(len(run.blueprint.steps) for run in runs)))
     for run in runs:
-        _add_run(rows, run)
+        _add_run(rows, run, [next(ids) for _ in run.blueprint.steps])
     return rows
 
 
-def _add_run(rows: RunRows, run: Run) -> None:
+def _add_run(rows: RunRows, run: Run, ids: list[uuid.UUID]) -> None:
     source, pipeline = run.source, run.blueprint.pipeline
-    ids = [uuid7() for _ in run.blueprint.steps]
     for at, step in enumerate(run.blueprint.steps):
         key = run.key_of(at)
         rows.jobs.append({

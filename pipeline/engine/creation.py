@@ -2,7 +2,7 @@
 
 Only :class:`~conveyor.pipeline.engine.transaction.EngineTransaction` calls :func:`create_dag` and
 :func:`start_runs`; everyone else reaches them through ``tx`` (or ``engine.create_dag``, which opens its own
-transaction).
+transaction). The one exception is ``engine.create`` of a job that is a single INSERT, atomic alone.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from conveyor.db.records import Edge, JobStatus, LimitSetBy, NewJob
 from conveyor.pipeline.engine.blueprint import Run, rows_of
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject, inherited_priorities, topological_order
 from conveyor.pipeline.engine.errors import UnknownParent
-from conveyor.pipeline.engine.ids import uuid7
+from conveyor.pipeline.engine.ids import uuid7_many
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ async def create_dag(
 ) -> Created:
     """Insert ``specs`` and their edges; jobs whose idempotency key exists already are reused, not repeated."""
     order = topological_order(specs)
-    plan = _Plan(specs, [spec.name or str(i) for i, spec in enumerate(specs)], [uuid7() for _ in specs], order)
+    plan = _Plan(specs, [spec.name or str(i) for i, spec in enumerate(specs)], uuid7_many(len(specs)), order)
     priorities = inherited_priorities(specs, order)
     if limits := _key_limits(specs):
         await flow_queries.ensure_key_limits(conn, limits, set_by=_set_by(specs, pipeline))

@@ -83,6 +83,8 @@ def topological_order(specs: Sequence[JobSpec]) -> list[int]:
     Dependencies given as UUIDs refer to existing jobs and are checked against the database later.
     """
     index = _names(specs)
+    if not any(spec.depends_on for spec in specs):
+        return list(range(len(specs)))  # a batch of independent jobs (bulk enqueue): already in order
     children: dict[int, list[int]] = {i: [] for i in range(len(specs))}
     indegree = [0] * len(specs)
     for i, spec in enumerate(specs):

@@ -24,6 +24,7 @@ from conveyor.db.connection import Connection, Pool, acquire
 from conveyor.db.records import CompletionRow, FailureRow, HeldJob, JobFilter, JobRow, JobStatus
 from conveyor.db.settings import PostgresSettings
 from conveyor.db.values import storable
+from conveyor.pipeline.engine import creation
 from conveyor.pipeline.engine.browse import Browser
 from conveyor.pipeline.engine.creation import DagResult
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject
@@ -151,9 +152,18 @@ class Engine:
         self._wake(sorted(set(tx.ready_types)))
 
     async def create(self, spec: JobSpec, *, source: SourceObject | None = None) -> uuid.UUID:
-        """Create one job (its ``depends_on`` are ids of existing jobs); idempotent on its key."""
-        result = await self.create_dag([spec], source=source)
-        return next(iter(result.ids.values()))
+        """Create one job (its ``depends_on`` are ids of existing jobs); idempotent on its key.
+
+        A job with no parents and no limit to set is one INSERT, atomic by itself: it runs without a
+        transaction around it, which would cost two more round trips (``POST /api/jobs``'s hot path).
+        """
+        if spec.depends_on or spec.concurrency_limit is not None:
+            result = await self.create_dag([spec], source=source)
+            return next(iter(result.ids.values()))
+        async with acquire(self.pool) as conn:
+            created = await creation.create_dag(conn, [spec], source=source, pipeline=None, now=self.db_now())
+        self._wake(created.ready_types)
+        return next(iter(created.dag.ids.values()))
 
     async def create_dag(
         self, specs: Sequence[JobSpec], *, source: SourceObject | None = None, pipeline: str | None = None

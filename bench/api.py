@@ -1,0 +1,209 @@
+"""bench/api: the HTTP API's seed verbs (``POST /api/jobs``; acquire then complete) through `conveyor api`,
+beside a bare uvicorn endpoint doing the same single statement per request (bench/bare_api.py), in one run.
+
+The load is driven by raw HTTP/1.1 keep-alive connections (a few lines of asyncio, no HTTP client library),
+so the client's own cost is as small as it can be and the same for both servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import orjson
+
+from bench.database import drop_database, fresh_database
+from bench.worker import ROOT
+from conveyor.db import connection
+from conveyor.pipeline.engine import Engine
+from conveyor.pipeline.engine.dag import JobSpec
+from conveyor.settings import Settings
+from tests.integration.api_server import TOKEN, api_server, free_port
+
+#: Concurrent clients of each run, and requests (or acquire-complete pairs) per run.
+CLIENTS = (1, 8)
+REQUESTS = 3_000
+
+
+@dataclass(frozen=True)
+class Run:
+    clients: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class ApiFigures:
+    #: (what, server) -> one run per client count: what is "create" or "acquire+complete", server "conveyor"
+    #: or "bare".
+    runs: dict[tuple[str, str], list[Run]]
+
+
+class Connection:
+    """One kept-alive HTTP/1.1 connection: ``post(path, body)`` -> (status, body)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: bytes) -> None:
+        self.reader, self.writer, self.headers = reader, writer, headers
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n%sContent-Length: %d"
+                          b"\r\n\r\n%s" % (path.encode(), self.headers, len(body), body))  # fmt: skip
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length) if length else b""
+
+
+Operation = Callable[[Connection, int], Awaitable[None]]
+
+
+async def drive(url: str, headers: bytes, operation: Operation, clients: int, count: int) -> Run:
+    """``count`` operations from ``clients`` connections at once; each operation's milliseconds."""
+    where = urlsplit(url)
+    numbers = itertools.count()
+    latencies: list[float] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(where.hostname, where.port)
+        conn = Connection(reader, writer, headers)
+        try:
+            while (n := next(numbers)) < count:
+                started = time.perf_counter()
+                await operation(conn, n)
+                latencies.append((time.perf_counter() - started) * 1000)
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return Run(clients, time.perf_counter() - started, latencies)
+
+
+async def conveyor_create(conn: Connection, n: int) -> None:
+    status, _ = await conn.post("/api/jobs", b'{"jobType":"bench.noop","payload":{"n":%d}}' % n)
+    assert status == 201, status
+
+
+async def bare_create(conn: Connection, n: int) -> None:
+    status, _ = await conn.post("/jobs", b'{"jobType":"bench.noop","payload":{"n":%d}}' % n)
+    assert status == 201, status
+
+
+WORKER = uuid.uuid4()
+ACQUIRE = orjson.dumps({"workerId": WORKER, "jobTypes": ["bench.noop"], "timeoutSeconds": 0})
+COMPLETE = orjson.dumps({"workerId": WORKER, "result": {}})
+
+
+async def conveyor_cycle(conn: Connection, n: int) -> None:
+    status, body = await conn.post("/api/jobs/acquire", ACQUIRE)
+    assert status == 200, status
+    status, _ = await conn.post(f"/api/jobs/{orjson.loads(body)['jobId']}/complete", COMPLETE)
+    assert status == 200, status
+
+
+async def bare_cycle(conn: Connection, n: int) -> None:
+    status, body = await conn.post("/acquire", b"{}")
+    assert status == 200, status
+    job = orjson.loads(body)
+    status, _ = await conn.post(f"/complete/{job['id']}/{job['attempts']}", b"{}")
+    assert status == 200, status
+
+
+@contextmanager
+def bare_server(settings: Settings, database: str) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env.update(BENCH_DSN=settings.postgres.dsn(database), PYTHONPATH=str(ROOT))
+    argv = [sys.executable, "-m", "uvicorn", "bench.bare_api:app", "--port", str(port), "--log-level", "warning",
+            "--no-access-log"]  # fmt: skip
+    process = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
+    try:
+        _wait_listening(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the bare endpoint exited during start-up")
+        try:
+            with __import__("socket").create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the bare endpoint did not listen in 30 s")
+
+
+async def enqueue(settings: Settings, database: str, jobs: int) -> None:
+    """``jobs`` ready no-op jobs for the acquire-complete runs."""
+    pool = await connection.create_pool(settings.postgres.model_copy(update={"database": database}))
+    try:
+        engine = Engine(pool)
+        for start in range(0, jobs, 5000):
+            await engine.create_dag([JobSpec(job_type="bench.noop") for _ in range(min(5000, jobs - start))])
+    finally:
+        await pool.close()
+
+
+async def measure(url: str, headers: bytes, create: Operation, cycle: Operation, settings: Settings,
+                  database: str) -> dict[str, list[Run]]:  # fmt: skip
+    runs: dict[str, list[Run]] = {"create": [], "acquire+complete": []}
+    for clients in CLIENTS:
+        await drive(url, headers, create, clients, 200)  # warm-up
+        runs["create"].append(await drive(url, headers, create, clients, REQUESTS))
+    await enqueue(settings, database, REQUESTS * len(CLIENTS) + 200)
+    for clients in CLIENTS:
+        await drive(url, headers, cycle, clients, 100)  # warm-up
+        runs["acquire+complete"].append(await drive(url, headers, cycle, clients, REQUESTS))
+    return runs
+
+
+async def run(settings: Settings) -> ApiFigures:
+    figures: dict[tuple[str, str], list[Run]] = {}
+    names = {
+        "conveyor": f"conveyor_bench_api_{uuid.uuid4().hex[:6]}",
+        "bare": f"conveyor_bench_bare_{uuid.uuid4().hex[:6]}",
+    }
+    for database in names.values():
+        await fresh_database(settings.postgres, database)
+    try:
+        with api_server(names["conveyor"]) as server:
+            found = await measure(server.url, b"Authorization: Bearer %s\r\n" % TOKEN.encode(), conveyor_create,
+                                  conveyor_cycle, settings, names["conveyor"])  # fmt: skip
+        figures.update({(what, "conveyor"): r for what, r in found.items()})
+        with bare_server(settings, names["bare"]) as url:
+            found = await measure(url, b"", bare_create, bare_cycle, settings, names["bare"])
+        figures.update({(what, "bare"): r for what, r in found.items()})
+    finally:
+        for database in names.values():
+            await drop_database(settings.postgres, database)
+    return ApiFigures(figures)
+
+
+def median_ms(run: Run) -> float:
+    return statistics.median(run.latencies_ms)
