@@ -1,20 +1,29 @@
-"""bench/e2e: uploads through the whole system (`conveyor run`): latency at light load, sustained rate.
+"""bench/e2e: uploads through the whole system (`conveyor run`): latency at light load, and the steady state
+beside the I/O floor.
 
 Light load: one small CSV every 100 ms; for each, the time from the PUT returning to its first job
-RUNNING and to its whole pipeline COMPLETED (database timestamps, same machine clock). Sustained:
-thousands of small uploads from 8 threads; uploads/s from the first PUT to the last pipeline completed.
+RUNNING and to its whole pipeline COMPLETED (database timestamps, same machine clock).
+
+Steady state: uploads paced at a fixed rate from 8 threads for 60 s; a rate is held when the uploads kept
+pace and the backlog (uploaded, pipeline not yet completed) stayed within two seconds of uploads over the
+last 20 s. Rates are tried upwards until one is not held. The I/O floor beside it: the same 8 threads doing
+each upload's S3 requests alone (the PUT, then the HEAD and three GETs its three jobs make), with no
+conveyor watching the bucket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import itertools
 import statistics
 import tempfile
 import time
-from collections import Counter
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,10 +33,13 @@ import matplotlib.pyplot as plt
 from conveyor.db import events as event_queries
 from conveyor.db.connection import connect
 from conveyor.db.records import JobRow
+from conveyor.db.sql import parse
+from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
 from tests.e2e.system import System, running_system
 
 OUT = Path(__file__).parent
+SQL = parse((OUT / "bare.sql").read_text(), origin="bench/bare.sql")
 
 
 @dataclass(frozen=True)
@@ -38,14 +50,13 @@ class E2EFigures:
     to_recorded_ms: list[float]
     #: Event recorded by the ingestor -> first job RUNNING (conveyor's own part of the latency).
     recorded_to_running_ms: list[float]
-    sustained_uploads: int
-    sustained_seconds: float
-    put_times: list[float]
-    completion_times: list[float]
+    floor_rate: float
+    trials: list[Steady]
 
     @property
-    def sustained_rate(self) -> float:
-        return self.sustained_uploads / self.sustained_seconds
+    def held(self) -> Steady | None:
+        """The highest rate held, if any was."""
+        return max((t for t in self.trials if t.held), key=lambda t: t.rate, default=None)
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
@@ -90,23 +101,98 @@ def _per_key(jobs: list[JobRow], puts: dict[str, float]) -> tuple[list[float], l
     return ([(started[k] - puts[k]) * 1000 for k in puts], [(finished[k] - puts[k]) * 1000 for k in puts])
 
 
-def sustained(system: System, count: int) -> tuple[float, list[float], list[float]]:
-    keys = [f"load/{i:05d}.csv" for i in range(count)]
-    put_times: list[float] = []
+THREADS = 8
+HELD_SECONDS = 60
+#: Upload rates tried, in order, until one is not held.
+TRIAL_RATES = (120.0, 170.0, 240.0, 340.0, 480.0)
+#: Per upload, the S3 requests its three jobs make: checksum GETs it, inspect HEADs and GETs its first
+#: bytes, csv.profile GETs it.
+GETS_PER_UPLOAD = 3
 
-    def put(key: str) -> None:
-        system.upload(key, b"id,v\n1,2\n3,4\n")
-        put_times.append(time.time())
 
-    started = time.time()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(put, keys))
-    jobs = system.wait_until_settled(set(keys), within=600)
-    done: dict[str, float] = {}
-    for job in jobs:
-        if str(job.source_key).startswith("load/") and job.finished_at:
-            done[str(job.source_key)] = max(done.get(str(job.source_key), 0.0), job.finished_at.timestamp())
-    return max(done.values()) - started, put_times, list(done.values())
+@dataclass(frozen=True)
+class Steady:
+    """One paced run: each second's uploads, pipelines completed, and the backlog at its end."""
+
+    rate: float
+    uploads: list[int]
+    completed: list[int]
+    backlog: list[int]
+
+    @property
+    def kept_pace(self) -> bool:
+        return sum(self.uploads) >= 0.95 * self.rate * HELD_SECONDS
+
+    @property
+    def held(self) -> bool:
+        return self.kept_pace and max(self.backlog[-20:]) <= 2 * self.rate
+
+
+def io_floor(settings: Settings, count: int = 3000) -> float:
+    """Uploads/s of the S3 requests alone: PUT, HEAD and GETs, THREADS at a time, in a bucket of its own."""
+    client, bucket = s3_client(settings.s3), f"conveyor-bench-floor-{uuid.uuid4().hex[:8]}"
+    client.make_bucket(bucket)
+    body = b"id,v\n1,2\n3,4\n"
+
+    def upload(n: int) -> None:
+        key = f"floor/{n:05d}.csv"
+        client.put_object(bucket, key, io.BytesIO(body), len(body))
+        client.stat_object(bucket, key)
+        for _ in range(GETS_PER_UPLOAD):
+            response = client.get_object(bucket, key)
+            response.read()
+            response.release_conn()
+
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(THREADS) as pool:
+            list(pool.map(upload, range(count)))
+        return count / (time.perf_counter() - started)
+    finally:
+        for n in range(count):
+            client.remove_object(bucket, f"floor/{n:05d}.csv")
+        client.remove_bucket(bucket)
+
+
+def steady(system: System, rate: float, prefix: str) -> Steady:
+    """Upload at ``rate``/s for HELD_SECONDS (paced by due time), sampling every second; then wait for the
+    backlog to drain so the next trial starts empty."""
+    count = int(rate * HELD_SECONDS)
+    numbers, done = itertools.count(), itertools.count()
+    uploaded = [0]
+    started = time.monotonic() + 0.5
+
+    def pace() -> None:
+        while (n := next(numbers)) < count:
+            time.sleep(max(0.0, started + n / rate - time.monotonic()))
+            system.upload(f"{prefix}/{n:05d}.csv", b"id,v\n1,2\n3,4\n")
+            uploaded[0] = next(done) + 1
+
+    return asyncio.run(_watch(system, rate, pace, started, uploaded, count))
+
+
+async def _watch(system: System, rate: float, pace: Any, started: float, uploaded: list[int], count: int) -> Steady:
+    conn = await connect(system.settings.postgres)
+    try:
+        before = await conn.fetchval(SQL["bench_completed"])
+        pacers = [asyncio.create_task(asyncio.to_thread(pace)) for _ in range(THREADS)]
+        uploads, completed, backlog = [], [], []
+        last_uploaded, last_completed = 0, 0
+        for second in range(1, HELD_SECONDS + 1):
+            await asyncio.sleep(max(0.0, started + second - time.monotonic()))
+            pipelines = (await conn.fetchval(SQL["bench_completed"]) - before) // 3
+            now_uploaded = uploaded[0]
+            uploads.append(now_uploaded - last_uploaded)
+            completed.append(pipelines - last_completed)
+            backlog.append(now_uploaded - pipelines)
+            last_uploaded, last_completed = now_uploaded, pipelines
+        await asyncio.gather(*pacers)
+        deadline = time.monotonic() + 180
+        while (await conn.fetchval(SQL["bench_completed"]) - before) < 3 * count and time.monotonic() < deadline:  # noqa: ASYNC110 - polling the database
+            await asyncio.sleep(0.5)
+        return Steady(rate, uploads, completed, backlog)
+    finally:
+        await conn.close()
 
 
 def plot(figures: E2EFigures) -> list[str]:
@@ -125,27 +211,34 @@ def plot(figures: E2EFigures) -> list[str]:
     fig.savefig(OUT / "e2e_latency.png", dpi=110)
     plt.close(fig)
 
-    start = min(figures.put_times)
+    shown = figures.held or figures.trials[-1]
+    seconds = list(range(1, len(shown.uploads) + 1))
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for times, label in (
-        (figures.put_times, "uploads (PUT returned)"),
-        (figures.completion_times, "pipelines completed"),
-    ):
-        per_second = Counter(int(t - start) for t in times)
-        seconds = range(max(per_second) + 1)
-        ax.plot(list(seconds), [per_second.get(s, 0) for s in seconds], label=label)
-    ax.set(xlabel="seconds since the first upload", ylabel="per second", title="Sustained load: throughput over time")
+    ax.plot(seconds, shown.uploads, label="uploads (PUT returned)")
+    ax.plot(seconds, shown.completed, label="pipelines completed")
+    ax.plot(seconds, shown.backlog, label="backlog (uploaded, not yet completed)", linestyle="--")
+    ax.axhline(shown.rate, color="grey", linestyle=":", label=f"asked: {shown.rate:.0f}/s")
+    ax.set(
+        xlabel="seconds",
+        ylabel="per second (backlog: uploads)",
+        title=f"Steady state: {shown.rate:.0f} uploads/s for {HELD_SECONDS} s" + ("" if shown.held else " (not held)"),
+    )
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(OUT / "e2e_throughput.png", dpi=110)
+    fig.savefig(OUT / "e2e_steady.png", dpi=110)
     plt.close(fig)
-    return ["e2e_latency.png", "e2e_throughput.png"]
+    return ["e2e_latency.png", "e2e_steady.png"]
 
 
-def run(settings: Settings, *, light: int = 200, load: int = 3000) -> E2EFigures:
+def run(settings: Settings, *, light: int = 200) -> E2EFigures:
+    floor = io_floor(settings)
+    trials: list[Steady] = []
     with tempfile.TemporaryDirectory() as tmp, running_system(settings, Path(tmp)) as system:
         time.sleep(3)  # let the autoscaled workers register and subscribe to wake-ups
         to_running, to_complete, to_recorded, recorded_to_running = light_load(system, light)
-        seconds, puts, completions = sustained(system, load)
-    return E2EFigures(to_running, to_complete, to_recorded, recorded_to_running, load, seconds, puts, completions)
+        for n, rate in enumerate(TRIAL_RATES):
+            trials.append(steady(system, rate, f"steady{n}"))
+            if not trials[-1].held:
+                break
+    return E2EFigures(to_running, to_complete, to_recorded, recorded_to_running, floor, trials)

@@ -41,7 +41,7 @@ _COPIED_COLUMNS = ("id", "job_type", "payload", "status", "priority", "max_retri
 
 async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime | None = None) -> set[uuid.UUID]:
     """Insert ``jobs`` (BLOCKED when they declare parents); return the ids inserted (duplicates by key are not)."""
-    if len(jobs) >= COPY_FROM_JOBS and now is None and not any(j.idempotency_key or j.run_at for j in jobs):
+    if copied(jobs, now=now):
         return await _copy(conn, jobs)
     documents = [
         {
@@ -56,6 +56,11 @@ async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime
         for j in jobs
     ]  # fmt: skip
     return await insert_documents(conn, documents, now=now)
+
+
+def copied(jobs: Sequence[NewJob], *, now: datetime | None) -> bool:
+    """Whether :func:`insert_many` copies ``jobs`` (see ``COPY_FROM_JOBS``) rather than inserting them."""
+    return len(jobs) >= COPY_FROM_JOBS and now is None and not any(j.idempotency_key or j.run_at for j in jobs)
 
 
 async def _copy(conn: Connection, jobs: Sequence[NewJob]) -> set[uuid.UUID]:

@@ -7,9 +7,11 @@ import uuid
 
 import pytest
 
-from conveyor.db.records import JobRow, JobStatus
+from conveyor.db import jobs as job_queries
+from conveyor.db.connection import Pool, acquire
+from conveyor.db.records import JobRow, JobStatus, NewJob
 from conveyor.pipeline.engine import Engine, Failure
-from conveyor.pipeline.engine.dag import JobSpec
+from conveyor.pipeline.engine.dag import JobSpec, SourceObject
 from conveyor.pipeline.engine.errors import DependencyCycle, InvalidDag, UnknownParent
 
 WORKER = uuid.uuid4()
@@ -188,3 +190,32 @@ async def test_unknown_parent_ids_are_rejected_and_nothing_is_written(engine: En
     with pytest.raises(UnknownParent, match=str(ghost)):
         await engine.create(JobSpec(job_type="t", depends_on=[ghost]))
     assert await engine.claim(WORKER, limit=10) == []
+
+
+async def test_a_bulk_batch_is_copied_and_lands_as_the_inserted_batch_does(pool: Pool) -> None:
+    """Bulk enqueue COPYs a batch with no keys and no times; with a key, the same batch is inserted. Both
+    write the same columns."""
+    engine = Engine(pool)  # the real clock: a test clock (a fixed `now`) takes the INSERT path
+    assert engine.db_now() is None
+
+    def batch(tag: str, keyed: bool) -> list[JobSpec]:
+        return [JobSpec(job_type=f"bulk.{tag}", payload={"n": n, "nested": [1, {"a": None}]}, priority=n % 3,
+                        max_retries=n % 5, timeout_ms=1000 + n, concurrency_key=f"k{n % 2}",
+                        idempotency_key=f"{tag}-{n}" if keyed else None)
+                for n in range(150)]  # fmt: skip
+
+    as_new = [NewJob(id=uuid.uuid4(), job_type=s.job_type, payload={}, idempotency_key=s.idempotency_key)
+              for s in batch("copied", keyed=False) + batch("inserted", keyed=True)]  # fmt: skip
+    assert job_queries.copied(as_new[:150], now=None) and not job_queries.copied(as_new[150:], now=None)
+    copied = await engine.create_dag(batch("copied", keyed=False), source=SourceObject("b", "k", "v1"), pipeline="p")
+    inserted = await engine.create_dag(batch("inserted", keyed=True), source=SourceObject("b", "k", "v1"), pipeline="p")
+    columns = ("payload", "status", "priority", "max_retries", "timeout_ms", "pending_parents", "pipeline", "step",
+               "source_bucket", "source_key", "source_version", "concurrency_key", "attempts", "errors")  # fmt: skip
+    async with acquire(pool) as conn:
+        rows = {
+            name: [tuple(r[c] for c in columns) for r in await conn.fetch(
+                "SELECT * FROM job_rows WHERE id = ANY($1::uuid[]) ORDER BY id", list(dag.ids.values()))]
+            for name, dag in (("copied", copied), ("inserted", inserted))
+        }  # fmt: skip
+    assert len(rows["copied"]) == 150 and rows["copied"] == rows["inserted"]
+    assert rows["copied"][7][0] == {"n": 7, "nested": [1, {"a": None}]}

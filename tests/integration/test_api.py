@@ -204,3 +204,24 @@ async def _seed_object_and_letter(database: PostgresSettings) -> None:
         await event_queries.insert_dead_letters(conn, [letter])
     finally:
         await conn.close()
+
+
+def test_requests_are_counted_and_timed_by_route_template_method_and_code(api: ApiServer) -> None:
+    """The API's request metrics, as Grafana's panels read them: a bounded route label, never a raw path."""
+    with api.client() as http:
+        job_id = http.post("/api/jobs", json={"jobType": "metrics.probe"}).json()["jobId"]
+        assert http.get(f"/api/jobs/{job_id}").status_code == 200
+        assert http.get(f"/api/jobs/{uuid.uuid4()}").status_code == 404
+        assert http.get("/no/such/route").status_code == 404
+        lines = http.get("/metrics").text.splitlines()
+
+    def count(route: str, method: str, code: str) -> float:
+        labels = f'code="{code}",method="{method}",route="{route}"'
+        found = [line for line in lines if line.startswith("conveyor_http_requests_total{") and labels in line]
+        return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+    assert count("/api/jobs", "POST", "201") >= 1
+    assert count("/api/jobs/{job_id}", "GET", "200") >= 1 and count("/api/jobs/{job_id}", "GET", "404") >= 1
+    assert count("unmatched", "GET", "404") >= 1
+    assert not any(str(job_id) in line for line in lines), "a raw path never becomes a label"
+    assert any(line.startswith('conveyor_http_request_duration_seconds_count{route="/api/jobs"}') for line in lines)
