@@ -74,7 +74,7 @@ bench: install $(PEER_VENVS)
 	$(CONVEYOR) stack down postgres >/dev/null 2>&1; \
 	CONVEYOR_STACK__POSTGRES_FAST_UNSAFE=false $(CONVEYOR) stack up --record "$$record" \
 	  && $(CONVEYOR) migrate && $(CONVEYOR) bootstrap \
-	  && $(PY) -m bench && $(PY) -m bench.console && $(PY) -m bench.health || status=$$?; \
+	  && $(PY) -m bench && $(PY) -m bench.console && $(PY) -m bench.health && $(PY) -m bench.profile || status=$$?; \
 	$(CONVEYOR) stack down --from-record "$$record"; rm -f "$$record"; exit $$status
 
 ## A long run of mixed uploads with faults (SOAK_MINUTES, default 30): resources over time in bench/RESULTS.md.

@@ -83,9 +83,9 @@ def write(path: str, sections: list[Section], preamble: list[str]) -> None:
         out.write("\n".join([*lines, *kept]).rstrip() + "\n")
 
 
-#: Blocks of RESULTS.md written by commands of their own (`make soak`, `python -m bench.console`, `.health`), kept when
-#: `make bench` rewrites the file.
-KEPT_BLOCKS = ("soak", "console", "health")
+#: Blocks of RESULTS.md written by commands of their own (`make soak`, `python -m bench.console`, `.health`,
+#: `.profile`), kept when `make bench` rewrites the file.
+KEPT_BLOCKS = ("soak", "console", "health", "profiles")
 
 
 def _markers(name: str) -> tuple[str, str]:
