@@ -6,7 +6,8 @@ RUNNING and to its whole pipeline COMPLETED (database timestamps, same machine c
 
 Steady state: uploads paced at a fixed rate from 8 threads for 60 s; a rate is held when the uploads kept
 pace and the backlog (uploaded, pipeline not yet completed) stayed within two seconds of uploads over the
-last 20 s. Rates are tried upwards until one is not held. The I/O floor beside it: the same 8 threads doing
+last 20 s. The rate is found by bisection between nothing and the floor, starting at half the floor (the
+target): ``TRIALS`` runs of 60 s. The I/O floor beside it: the same 8 threads doing
 each upload's S3 requests alone (the PUT, then the HEAD and three GETs its three jobs make), with no
 conveyor watching the bucket.
 """
@@ -103,8 +104,8 @@ def _per_key(jobs: list[JobRow], puts: dict[str, float]) -> tuple[list[float], l
 
 THREADS = 8
 HELD_SECONDS = 60
-#: Upload rates tried, in order, until one is not held.
-TRIAL_RATES = (120.0, 170.0, 240.0, 340.0, 480.0)
+#: Paced runs of HELD_SECONDS each, bisecting the rate between nothing and the I/O floor.
+TRIALS = 4
 #: Per upload, the S3 requests its three jobs make: checksum GETs it, inspect HEADs and GETs its first
 #: bytes, csv.profile GETs it.
 GETS_PER_UPLOAD = 3
@@ -237,8 +238,9 @@ def run(settings: Settings, *, light: int = 200) -> E2EFigures:
     with tempfile.TemporaryDirectory() as tmp, running_system(settings, Path(tmp)) as system:
         time.sleep(3)  # let the autoscaled workers register and subscribe to wake-ups
         to_running, to_complete, to_recorded, recorded_to_running = light_load(system, light)
-        for n, rate in enumerate(TRIAL_RATES):
+        low, high = 0.0, floor
+        for n in range(TRIALS):
+            rate = round((low + high) / 2)
             trials.append(steady(system, rate, f"steady{n}"))
-            if not trials[-1].held:
-                break
+            low, high = (rate, high) if trials[-1].held else (low, rate)
     return E2EFigures(to_running, to_complete, to_recorded, recorded_to_running, floor, trials)

@@ -247,7 +247,6 @@ async def light_load(settings: Settings, ingestor: Ingestor, events: int) -> lis
 
 
 async def run(settings: Settings, *, events: int = 50_000, latency_events: int = 200) -> IngestFigures:
-    runtime.tune_garbage_collector()  # as `conveyor ingest` does; the bare loop, in this process too, gains as much
     topic = f"conveyor.bench.{uuid.uuid4().hex[:8]}"
     partitions = settings.kafka.events_partitions
     kafka_admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)

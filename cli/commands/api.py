@@ -68,6 +68,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                                                log_level="warning", lifespan="off"))  # fmt: skip
         done = stop or asyncio.Event()
         side = _side_tasks(settings, context, done, console_throughput(app))
+        runtime.tune_garbage_collector()
         log.info("API on http://%s:%d (OpenAPI at /docs)", settings.api.host, settings.api.port)
         try:
             serving = asyncio.create_task(server.serve())
