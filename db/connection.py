@@ -92,7 +92,7 @@ def dump_json_bytes(value: Any) -> bytes:
     try:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, separators=(",", ":"), default=str).encode("utf-8", "surrogatepass")
+        return json.dumps(value, separators=(",", ":"), default=str).encode()  # ASCII: every non-ASCII escaped
 
 
 def load_json(data: bytes | str) -> Any:

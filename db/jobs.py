@@ -34,7 +34,7 @@ from conveyor.db.sql import QUERIES
 #: (binary COPY) instead of inserted from one JSON document: no key can conflict and every column is
 #: known here, and COPY is what bulk enqueue is measured against (bench/RESULTS.md).
 COPY_FROM_JOBS = 100
-_COPIED_COLUMNS = ("id", "job_type", "payload", "status", "priority", "max_retries", "timeout_ms", "pending_parents",
+_ROW_COLUMNS = ("id", "job_type", "payload", "status", "priority", "max_retries", "timeout_ms", "pending_parents",
                    "pipeline", "step", "object_event_id", "source_bucket", "source_key", "source_version",
                    "concurrency_key")  # fmt: skip
 
@@ -42,19 +42,13 @@ _COPIED_COLUMNS = ("id", "job_type", "payload", "status", "priority", "max_retri
 async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime | None = None) -> set[uuid.UUID]:
     """Insert ``jobs`` (BLOCKED when they declare parents); return the ids inserted (duplicates by key are not)."""
     if copied(jobs, now=now):
-        return await _copy(conn, jobs)
+        with translate_errors():
+            await conn.copy_records_to_table("job_rows", records=[_row(j) for j in jobs], columns=_ROW_COLUMNS)
+        return {j.id for j in jobs}  # run_at and created_at take their default, the transaction's time
     documents = [
-        {
-            "id": j.id, "job_type": j.job_type, "payload": j.payload,
-            "status": JobStatus.BLOCKED if j.parent_count else JobStatus.PENDING, "priority": j.priority,
-            "max_retries": j.max_retries, "timeout_ms": j.timeout_ms, "run_at": j.run_at,
-            "idempotency_key": j.idempotency_key, "pending_parents": j.parent_count, "pipeline": j.pipeline,
-            "step": j.step, "object_event_id": j.object_event_id, "source_bucket": j.source_bucket,
-            "source_key": j.source_key, "source_version": j.source_version,
-            "concurrency_key": j.concurrency_key,
-        }
+        {**dict(zip(_ROW_COLUMNS, _row(j), strict=True)), "run_at": j.run_at, "idempotency_key": j.idempotency_key}
         for j in jobs
-    ]  # fmt: skip
+    ]
     return await insert_documents(conn, documents, now=now)
 
 
@@ -63,18 +57,12 @@ def copied(jobs: Sequence[NewJob], *, now: datetime | None) -> bool:
     return len(jobs) >= COPY_FROM_JOBS and now is None and not any(j.idempotency_key or j.run_at for j in jobs)
 
 
-async def _copy(conn: Connection, jobs: Sequence[NewJob]) -> set[uuid.UUID]:
-    """COPY ``jobs`` into the table; run_at and created_at take their default, the transaction's time."""
-    records = [
-        (j.id, j.job_type, j.payload if j.payload is not None else {},
-         JobStatus.BLOCKED if j.parent_count else JobStatus.PENDING, j.priority, j.max_retries, j.timeout_ms,
-         j.parent_count, j.pipeline, j.step, j.object_event_id, j.source_bucket, j.source_key, j.source_version,
-         j.concurrency_key or "")
-        for j in jobs
-    ]  # fmt: skip
-    with translate_errors():
-        await conn.copy_records_to_table("job_rows", records=records, columns=_COPIED_COLUMNS)
-    return {j.id for j in jobs}
+def _row(j: NewJob) -> tuple[Any, ...]:
+    """The values of ``_ROW_COLUMNS`` for ``j``: what both the COPY and the INSERT write."""
+    return (j.id, j.job_type, j.payload if j.payload is not None else {},
+            JobStatus.BLOCKED if j.parent_count else JobStatus.PENDING, j.priority, j.max_retries, j.timeout_ms,
+            j.parent_count, j.pipeline, j.step, j.object_event_id, j.source_bucket, j.source_key, j.source_version,
+            j.concurrency_key or "")  # fmt: skip
 
 
 async def insert_documents(

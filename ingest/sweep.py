@@ -283,14 +283,14 @@ class SweepRunner:
         changed = [r for r in more if (r.event.bucket, r.event.key, r.event.version_id) in added]
         rows = [_backfill_row(r.event, sweep.id) for r in changed]
         ids = await tx.record_events(rows, topic=SWEEP_TOPIC)
-        specs = []
+        runs = []
         for routed, row in zip(changed, rows, strict=True):
             names = added[(routed.event.bucket, routed.event.key, routed.event.version_id)][1]
             narrowed = replace(routed, pipelines=[p for p in routed.pipelines if p.name in names])
-            specs += narrowed.recorded_as(ids[row.identity]).specs()
-        if specs:
-            await tx.create_dag(specs)
-        return len(changed), len(specs)
+            runs += narrowed.recorded_as(ids[row.identity]).runs()
+        if runs:
+            await tx.start_runs(runs)
+        return len(changed), sum(len(run.blueprint.steps) for run in runs)
 
     # -- ends and figures ------------------------------------------------------------------------------
 
@@ -348,5 +348,6 @@ def _dead_letter(event: UploadEvent, message: bytes, exc: BadEvent) -> NewDeadLe
 
 def _dry_outcome(plan: PagePlan) -> PageOutcome:
     """What the page would do (a dry run writes nothing, so nothing is deduplicated against the write)."""
-    jobs = sum(len(p.routed.specs()) for p in plan.new) + sum(len(r.specs()) for r in plan.more)
+    routed = [p.routed for p in plan.new] + plan.more
+    jobs = sum(len(run.blueprint.steps) for r in routed for run in r.runs())
     return PageOutcome(len(plan.new) + len(plan.more), jobs, len(plan.new) + len(plan.dead))
