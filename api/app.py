@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
 from conveyor import __version__
 from conveyor.api import backfills, console, jobs, limits, objects, system, workers
+from conveyor.api.asgi import ASGIApp, Message, Receive, Scope, Send
 from conveyor.api.context import ApiContext
 from conveyor.api.models import Problem
-from conveyor.api.security import authorize
+from conveyor.api.security import BearerAuth, declare_bearer
 from conveyor.db.errors import ServiceUnavailable
 from conveyor.pipeline.engine.errors import InvalidDag, InvalidLimit, JobConflict, JobNotFound, UnknownParent
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 
 #: What every protected route may answer besides its own responses.
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -34,20 +27,24 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(context: ApiContext) -> FastAPI:
-    app = FastAPI(title="conveyor", version=__version__, description="Jobs from file uploads: the conveyor HTTP API.")
+    # FastAPI's own OpenTelemetry bridge is off: conveyor's metrics are Prometheus (HttpMetrics), and the bridge's
+    # check for a configured provider costs every request a few microseconds.
+    app = FastAPI(title="conveyor", version=__version__, description="Jobs from file uploads: the conveyor HTTP API.",
+                  telemetry={"tracing": False, "metrics": False, "logs": False})  # fmt: skip
     app.state.context = context
-    protected = [Depends(authorize)]
     for router in (jobs.router, workers.router, objects.router, backfills.router, limits.router):
-        app.include_router(router, dependencies=protected, responses=AUTH_RESPONSES)
+        app.include_router(router, responses=AUTH_RESPONSES)
     if context.settings.protect_health_and_metrics:
-        app.include_router(system.router, dependencies=protected, responses=AUTH_RESPONSES)
+        app.include_router(system.router, responses=AUTH_RESPONSES)
     else:
         app.include_router(system.router)
     app.include_router(system.liveness_router)
     console.install(app, context)
     _errors(app)
+    app.add_middleware(BearerAuth, settings=context.settings)  # within HttpMetrics: refusals are counted
     app.add_middleware(HttpMetrics, context=context)
     app.add_middleware(BodyLimit, max_bytes=context.settings.max_body_bytes)
+    app.openapi = declare_bearer(app, context.settings)  # type: ignore[method-assign]
     return app
 
 
@@ -95,6 +92,16 @@ class HttpMetrics:
         self.durations = Histogram("conveyor_http_request_duration_seconds",
                                    "HTTP request handling time by route template.", ["route"],
                                    registry=context.registry)  # fmt: skip
+        #: Each (route, method, code)'s counter and histogram children: ``labels()`` locks and validates.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def _observe(self, route: str, method: str, code: int, seconds: float) -> None:
+        children = self._children.get((route, method, code))
+        if children is None:
+            children = self.requests.labels(route, method, str(code)), self.durations.labels(route)
+            self._children[(route, method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,8 +119,7 @@ class HttpMetrics:
             await self.app(scope, receive, observed)
         finally:
             template = getattr(scope.get("route"), "path", "unmatched")  # a bounded label: never the raw path
-            self.requests.labels(template, scope["method"], str(code)).inc()
-            self.durations.labels(template).observe(time.monotonic() - started)
+            self._observe(template, scope["method"], code, time.monotonic() - started)
 
 
 class BodyLimit:

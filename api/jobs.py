@@ -106,11 +106,13 @@ async def _held(context: ApiContext, job_id: uuid.UUID, worker_id: uuid.UUID | N
 
 @router.post("/{job_id}/complete", response_model=Outcome, responses={**CONFLICT, **NOT_FOUND})
 async def complete_job(job_id: uuid.UUID, body: Complete, request: Request) -> Outcome:
+    """Complete a job RUNNING for ``workerId`` (for any worker without one): one statement; the job is read only
+    to explain a refusal (404 for no such job, 409 for a job not RUNNING for that worker)."""
     context = context_of(request)
-    job = await _held(context, job_id, body.worker_id)
-    if not await context.engine.complete(job, body.result):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} was rescued or finished meanwhile")
-    return Outcome(job_id=job_id, status="COMPLETED")
+    if await context.engine.complete_held(job_id, body.worker_id, body.result):
+        return Outcome(job_id=job_id, status="COMPLETED")
+    await _held(context, job_id, body.worker_id)
+    raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} was rescued or finished meanwhile")
 
 
 @router.post("/{job_id}/fail", response_model=Outcome, responses={**CONFLICT, **NOT_FOUND})

@@ -156,8 +156,24 @@ async def acquire(pool: Pool, *, wait_seconds: float = ACQUIRE_TIMEOUT_SECONDS) 
     Waiting for a free connection ends after ``wait_seconds`` with :class:`DatabaseUnavailable`.
     """
     with translate_errors():
-        async with pool.acquire(timeout=wait_seconds) as conn:
-            yield conn  # type: ignore[misc]  # a pool's proxy forwards every Connection method
+        conn = await _pooled(pool, wait_seconds)
+        try:
+            yield conn
+        finally:
+            await pool.release(cast("PoolConnectionProxy[asyncpg.Record]", conn))
+
+
+async def _pooled(pool: Pool, wait_seconds: float) -> Connection:
+    """A connection from ``pool``, waiting at most ``wait_seconds`` when none is idle.
+
+    An idle connection is taken without a deadline to bound: the hot paths' case, where a deadline costs a
+    timer, and asyncpg's own ``timeout=`` a task per acquire (``wait_for``). Taking it cannot wait: the
+    pool's queue hands out an idle connection without yielding to the event loop.
+    """
+    if pool.get_idle_size():
+        return cast(Connection, await pool.acquire())  # the proxy forwards every Connection method
+    async with asyncio.timeout(wait_seconds):
+        return cast(Connection, await pool.acquire())
 
 
 async def hold(pool: Pool) -> Connection:

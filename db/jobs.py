@@ -52,6 +52,13 @@ async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime
     return await insert_documents(conn, documents, now=now)
 
 
+async def insert_one(conn: Connection, job: NewJob, *, now: datetime | None = None) -> bool:
+    """Insert ``job`` in one statement; False when a job with its idempotency key exists already."""
+    with translate_errors():
+        inserted = await conn.fetchval(QUERIES["job_insert_one"], *_row(job), job.run_at, job.idempotency_key, now)
+    return inserted is not None
+
+
 def copied(jobs: Sequence[NewJob], *, now: datetime | None) -> bool:
     """Whether :func:`insert_many` copies ``jobs`` (see ``COPY_FROM_JOBS``) rather than inserting them."""
     return len(jobs) >= COPY_FROM_JOBS and now is None and not any(j.idempotency_key or j.run_at for j in jobs)
@@ -137,12 +144,20 @@ async def extend_leases(
     return {r["id"]: r["cancel_requested"] for r in rows}
 
 
-async def complete_many(conn: Connection, done: Sequence[CompletionRow], *, now: datetime | None = None) -> Completion:
-    """Complete jobs still held at their attempt; release their ready children."""
+async def complete_many(
+    conn: Connection,
+    done: Sequence[CompletionRow],
+    *,
+    worker_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> Completion:
+    """Complete jobs still RUNNING at their attempt (and held by ``worker_id`` when given); release their ready
+    children. A row without an attempt completes whichever attempt ``worker_id`` holds."""
     with translate_errors():
         rows = await conn.fetch(
-            QUERIES["job_complete_many"], [d.id for d in done], [d.attempt for d in done], [d.result for d in done], now
-        )
+            QUERIES["job_complete_many"], [d.id for d in done], [d.attempt for d in done], [d.result for d in done],
+            now, worker_id,
+        )  # fmt: skip
     return Completion(
         completed={r["id"] for r in rows if r["outcome"] == "completed"},
         released={r["id"]: r["job_type"] for r in rows if r["outcome"] == "released"},

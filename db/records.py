@@ -259,10 +259,10 @@ class HeldJob(NamedTuple):
 
 
 class CompletionRow(NamedTuple):
-    """A held job's successful result."""
+    """A held job's successful result; ``attempt`` None for the attempt its worker holds (HTTP workers)."""
 
     id: uuid.UUID
-    attempt: int
+    attempt: int | None
     result: Any
 
 

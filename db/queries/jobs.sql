@@ -22,6 +22,18 @@ FROM jsonb_to_recordset($1::jsonb)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
+-- name: job_insert_one
+-- Insert one job (the HTTP API's create), as job_insert_many would without the JSON document; nothing when its
+-- idempotency key exists. $1..$15 the columns below up to concurrency_key, $16 run_at (null = now),
+-- $17 idempotency key, $18 now. Returns the new id.
+INSERT INTO job_rows (id, job_type, payload, status, priority, max_retries, timeout_ms, pending_parents, pipeline,
+                      step, object_event_id, source_bucket, source_key, source_version, concurrency_key, run_at,
+                      idempotency_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+        coalesce($16::timestamptz, $18::timestamptz, now()), $17)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id;
+
 -- name: job_ids_by_keys
 -- The ids of existing jobs with these idempotency keys. $1 keys.
 SELECT idempotency_key, id FROM job_rows WHERE idempotency_key = ANY($1::text[]);
@@ -192,7 +204,9 @@ RETURNING j.id, j.cancel_requested;
 
 -- name: job_complete_many
 -- Complete jobs and, in the same statement, release each child whose last unfinished parent this was.
--- $1 ids, $2 attempts, $3 results, $4 now. Returns ('completed', id), ('released', child id, type) rows, and
+-- $1 ids, $2 attempts, $3 results, $4 now, $5 worker id. A job completes while RUNNING at its attempt; a NULL
+-- attempt stands for "the attempt $5 holds" (an HTTP worker names the job and itself, not the attempt), and
+-- a NULL $5 for any worker. Returns ('completed', id), ('released', child id, type) rows, and
 -- ('freed', NULL, type) for each type of the jobs that freed a slot of a capped flow limit (to wake them).
 -- Two parents finishing in concurrent transactions serialise on the child's row; the second decrement
 -- re-reads the first's result, so a release is never lost.
@@ -201,7 +215,8 @@ WITH done AS (
     SET status = 'COMPLETED', result = u.result, finished_at = coalesce($4::timestamptz, now()),
         lease_expires_at = NULL, cancel_requested = false
     FROM unnest($1::uuid[], $2::integer[], $3::jsonb[]) AS u(id, attempt, result)
-    WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
+    WHERE j.id = u.id AND j.status = 'RUNNING' AND (j.attempts = u.attempt OR u.attempt IS NULL)
+      AND (j.worker_id = $5::uuid OR $5::uuid IS NULL)
     RETURNING j.id, j.job_type, j.concurrency_key
 ), released AS (
     UPDATE job_rows c

@@ -19,7 +19,7 @@ from conveyor.db.records import Edge, JobStatus, LimitSetBy, NewJob
 from conveyor.pipeline.engine.blueprint import Run, rows_of
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject, inherited_priorities, topological_order
 from conveyor.pipeline.engine.errors import UnknownParent
-from conveyor.pipeline.engine.ids import uuid7_many
+from conveyor.pipeline.engine.ids import uuid7, uuid7_many
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,19 @@ async def create_dag(
     if linked_outside:
         ready += await _settle_children_of_existing(conn, plan, linked_outside, now)
     return Created(DagResult(ids=by_name, created=bool(inserted)), ready)
+
+
+async def create_one(conn: Connection, spec: JobSpec, *, source: SourceObject | None, now: datetime | None) -> Created:
+    """Insert one job that has no parents and sets no limit: one statement, atomic without a transaction."""
+    assert not spec.depends_on and spec.concurrency_limit is None, "create_dag creates jobs with parents or limits"
+    job = _new_job(spec, uuid7(), spec.priority, None, source)
+    name, key = spec.name or "0", spec.idempotency_key or ""  # only a key can make the insert a no-op
+    while True:
+        if await job_queries.insert_one(conn, job, now=now):
+            return Created(DagResult(ids={name: job.id}, created=True), [spec.job_type])
+        if existing := await job_queries.ids_by_keys(conn, [key]):
+            return Created(DagResult(ids={name: existing[key]}, created=False), [])
+        # The job holding the key was deleted (retention) between the two statements: the key is free again.
 
 
 async def start_runs(conn: Connection, runs: Sequence[Run], *, now: datetime | None) -> list[str]:

@@ -161,7 +161,7 @@ class Engine:
             result = await self.create_dag([spec], source=source)
             return next(iter(result.ids.values()))
         async with acquire(self.pool) as conn:
-            created = await creation.create_dag(conn, [spec], source=source, pipeline=None, now=self.db_now())
+            created = await creation.create_one(conn, spec, source=source, now=self.db_now())
         self._wake(created.ready_types)
         return next(iter(created.dag.ids.values()))
 
@@ -206,6 +206,21 @@ class Engine:
     async def complete(self, job: JobRow, result: Any) -> bool:
         """Complete a held job; False (logged) if it is no longer held at that attempt."""
         return job.id in await self.complete_many([JobResult(job, result)])
+
+    async def complete_held(self, job_id: uuid.UUID, worker_id: uuid.UUID | None, result: Any) -> bool:
+        """Complete the attempt ``worker_id`` holds of a RUNNING job (any worker's when None), in one statement.
+
+        False (logged) when the job is not RUNNING for that worker: the HTTP API's completion, which names the
+        job and its worker but not the attempt, and reads the job only to explain a refusal.
+        """
+        async with acquire(self.pool) as conn:
+            outcome = await job_queries.complete_many(
+                conn, [CompletionRow(job_id, None, result)], worker_id=worker_id, now=self.db_now()
+            )
+        if not outcome.completed:
+            log.info("complete of job %s for worker %s changed nothing: it is not RUNNING for it", job_id, worker_id)
+        self._wake(sorted(set(outcome.released.values()) | outcome.freed_types))
+        return job_id in outcome.completed
 
     async def complete_many(self, done: Sequence[tuple[JobRow, Any]]) -> set[uuid.UUID]:
         r"""Complete held jobs (:class:`JobResult`\ s) and release their ready children, in one transaction.

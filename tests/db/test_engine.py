@@ -67,6 +67,26 @@ async def test_complete_stores_the_result(engine: Engine) -> None:
     assert stored.finished_at is not None and stored.lease_expires_at is None
 
 
+async def test_complete_held_completes_only_the_attempt_its_worker_holds(
+    engine: Engine, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await engine.create(JobSpec(job_type="t", timeout_ms=1000))
+    (lost,) = await engine.claim(WORKER)
+    with caplog.at_level(logging.INFO):
+        assert not await engine.complete_held(lost.id, uuid.uuid4(), {"from": "a stranger"})
+    assert "changed nothing" in caplog.text
+    clock.advance(6.1)  # the lease lapses; the job is rescued and another worker claims it
+    await Rescuer(engine).run_once()
+    successor = uuid.uuid4()
+    (again,) = await engine.claim(successor)
+    assert not await engine.complete_held(again.id, WORKER, {"from": "the lost worker"})
+    assert await engine.complete_held(again.id, successor, {"from": "the successor"})
+    assert not await engine.complete_held(again.id, None, {"from": "anyone, too late"})
+    stored = await engine.get(again.id)
+    assert stored.status is JobStatus.COMPLETED and stored.result == {"from": "the successor"}
+    assert stored.attempts == 2 and stored.finished_at is not None
+
+
 async def test_retries_back_off_exponentially_then_fail(engine: Engine, clock: FakeClock) -> None:
     job_id = await engine.create(JobSpec(job_type="t", max_retries=2))
     waits = []

@@ -41,8 +41,9 @@ def api_server(database: str, **env: str) -> Iterator[ApiServer]:
     environment.update(
         CONVEYOR_POSTGRES__DATABASE=database, CONVEYOR_API__PORT=str(port), CONVEYOR_API__TOKENS=f'["{TOKEN}"]',
         CONVEYOR_API__READ_ONLY_TOKENS=f'["{READ_ONLY}"]', CONVEYOR_API__MAX_BODY_BYTES="65536",
-        CONVEYOR_API__CLUSTER_METRICS_INTERVAL_SECONDS="0.5", **env,
+        CONVEYOR_API__CLUSTER_METRICS_INTERVAL_SECONDS="0.5",
     )  # fmt: skip
+    environment.update(env)
     process = subprocess.Popen([sys.executable, "-m", "conveyor", "api"], env=environment,
                                stderr=subprocess.DEVNULL)  # fmt: skip
     server = ApiServer(f"http://127.0.0.1:{port}", process)

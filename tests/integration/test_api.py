@@ -49,6 +49,10 @@ def test_the_seed_walkthrough(api: ApiServer) -> None:
 
         second = http.post("/api/jobs", json={"jobType": "email.send", "maxRetries": 0}).json()["jobId"]
         http.post("/api/jobs/acquire", json={"workerId": worker_id})
+        stranger = http.post(f"/api/jobs/{second}/complete", json={"result": {}, "workerId": str(uuid.uuid4())})
+        assert stranger.status_code == 409 and "not RUNNING for that worker" in stranger.json()["detail"]
+        assert http.get(f"/api/jobs/{second}").json()["status"] == "RUNNING"
+        assert http.post(f"/api/jobs/{uuid.uuid4()}/complete", json={"result": {}}).status_code == 404
         failed = http.post(f"/api/jobs/{second}/fail", json={"error": {"message": "SMTP 550", "code": 550}})
         assert failed.json()["status"] == "FAILED"
         errors = http.get(f"/api/jobs/{second}").json()["errors"]

@@ -21,6 +21,7 @@ from tests.conftest import clone_template, drop_database
 from tests.integration.api_server import READ_ONLY, TOKEN, ApiServer, api_server
 
 WRITE_METHODS = {"post", "put", "patch", "delete"}
+ANY_TOKEN = "A token from settings.api.tokens or settings.api.read_only_tokens"
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,21 @@ def test_every_write_route_refuses_callers_without_a_token_or_with_a_read_only_o
             assert anonymous.request(method, path, json={}).status_code == 401, (method, path)
             assert reader.request(method, path, json={}).status_code == 403, (method, path)
         assert reader.get("/api/jobs").status_code == 200, "the read-only token still reads"
+
+
+def test_the_schema_declares_the_bearer_scheme_on_every_guarded_route(protected: ApiServer) -> None:
+    schema = httpx.get(f"{protected.url}/openapi.json", timeout=10).json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer", "description": ANY_TOKEN,
+    }  # fmt: skip
+    for template, operations in schema["paths"].items():
+        guarded = template.startswith("/api/") or template in ("/health", "/metrics")
+        for method, operation in operations.items():
+            assert (operation.get("security") == [{"HTTPBearer": []}]) == guarded, (method, template)
+    with protected.client(None) as anonymous:
+        refused = anonymous.get("/api/jobs")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert anonymous.get("/health/live").status_code == 200, "liveness answers without a token"
 
 
 def test_health_and_metrics_can_be_protected(protected: ApiServer) -> None:
