@@ -17,6 +17,7 @@ from conveyor.api.models import Problem
 from conveyor.api.security import BearerAuth, declare_bearer
 from conveyor.db.errors import ServiceUnavailable
 from conveyor.pipeline.engine.errors import InvalidDag, InvalidLimit, JobConflict, JobNotFound, UnknownParent
+from conveyor.pipeline.lifecycle.metric_children import MetricChildren
 
 #: What every protected route may answer besides its own responses.
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -92,16 +93,7 @@ class HttpMetrics:
         self.durations = Histogram("conveyor_http_request_duration_seconds",
                                    "HTTP request handling time by route template.", ["route"],
                                    registry=context.registry)  # fmt: skip
-        #: Each (route, method, code)'s counter and histogram children: ``labels()`` locks and validates.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-
-    def _observe(self, route: str, method: str, code: int, seconds: float) -> None:
-        children = self._children.get((route, method, code))
-        if children is None:
-            children = self.requests.labels(route, method, str(code)), self.durations.labels(route)
-            self._children[(route, method, code)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self._requests_of, self._durations_of = MetricChildren(self.requests), MetricChildren(self.durations)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,7 +111,8 @@ class HttpMetrics:
             await self.app(scope, receive, observed)
         finally:
             template = getattr(scope.get("route"), "path", "unmatched")  # a bounded label: never the raw path
-            self._observe(template, scope["method"], code, time.monotonic() - started)
+            self._requests_of(template, scope["method"], str(code)).inc()
+            self._durations_of(template).observe(time.monotonic() - started)
 
 
 class BodyLimit:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from conveyor.pipeline.lifecycle.metric_children import MetricChildren
 from conveyor.pipeline.lifecycle.tasks import task_failures_counter
 from conveyor.pipeline.maintenance.metrics import MaintenanceMetrics
 
@@ -57,6 +58,12 @@ class WorkerMetrics:
             "conveyor_worker_claims_total", "Claim statements run, by what woke the claim loop.", ["trigger"],
             registry=registry,
         )  # fmt: skip
+
+        # The children the worker reaches for on every job (see MetricChildren).
+        self.completed_of = MetricChildren(self.jobs_completed)
+        self.wait_seconds_of = MetricChildren(self.wait_seconds)
+        self.run_seconds_of = MetricChildren(self.run_seconds)
+        self.upload_to_result_seconds_of = MetricChildren(self.upload_to_result_seconds)
 
     def prime(self, job_types: list[str]) -> None:
         """Create every known label combination at zero, so dashboards and alerts see series from the start."""

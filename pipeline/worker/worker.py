@@ -84,6 +84,7 @@ class Worker:
         self._busy = 0  # jobs holding a slot (running their handler)
         #: When the last jobs finished (monotonic): how many may be claimed ahead of free slots.
         self._finished_at: deque[float] = deque(maxlen=settings.concurrency * CLAIM_AHEAD_PER_SLOT)
+        self._job_loggers: dict[str, logging.Logger] = {}
         self._counts = {"completed": 0, "failed": 0}
         self._cpu = health.CpuSampler()
         metrics.slots.set(settings.concurrency)
@@ -171,17 +172,24 @@ class Worker:
             return 0
         jobs = await self.engine.claim(self.id, job_types=self.job_types, limit=self.free_slots)
         self.metrics.claims.labels(trigger).inc()
-        now = datetime.now(UTC)
+        now, loop = datetime.now(UTC), asyncio.get_running_loop()
         for job in jobs:
-            self.metrics.wait_seconds.labels(job.job_type).observe(max(0.0, (now - job.run_at).total_seconds()))
-            self._start(job)
+            self.metrics.wait_seconds_of(job.job_type).observe(max(0.0, (now - job.run_at).total_seconds()))
+            self._start(job, loop)
         return len(jobs)
 
-    def _start(self, job: JobRow) -> None:
-        adapter = logging.LoggerAdapter(logging.getLogger(f"conveyor.job.{job.job_type}"), {"job_id": str(job.id)})
-        ctx = JobContext(job=job, engine=self.engine, s3=self.s3, log=adapter)
-        task = asyncio.create_task(self._execute(job, ctx), name=f"job-{job.id}")
+    def _start(self, job: JobRow, loop: asyncio.AbstractEventLoop) -> None:
+        adapter = logging.LoggerAdapter(self._job_logger(job.job_type), {"job_id": str(job.id)})
+        ctx = JobContext(job=job, engine=self.engine, s3=self.s3, log=adapter, loop=loop)
+        task = loop.create_task(self._execute(job, ctx), name=f"job-{job.id}")
         self.running[job.id] = Running(job, ctx, task)
+
+    def _job_logger(self, job_type: str) -> logging.Logger:
+        """``conveyor.job.<type>``, kept: ``logging.getLogger`` takes the logging module's lock each call."""
+        logger = self._job_loggers.get(job_type)
+        if logger is None:
+            logger = self._job_loggers[job_type] = logging.getLogger(f"conveyor.job.{job_type}")
+        return logger
 
     def _stop(self, running: Running, reason: StopReason) -> None:
         if running.stop_reason is None:
@@ -202,7 +210,7 @@ class Worker:
             log.warning("job %s: %s; its outcome is not recorded yet, the lease will bring it back", job.id, exc)
         finally:
             if started is not None:
-                self.metrics.run_seconds.labels(job.job_type, outcome).observe(time.monotonic() - started)
+                self.metrics.run_seconds_of(job.job_type, outcome).observe(time.monotonic() - started)
                 self._finished_at.append(time.monotonic())
                 self._busy -= 1
             self.running.pop(job.id, None)
@@ -282,10 +290,10 @@ class Worker:
     def _completed(self, jobs: list[JobRow]) -> None:
         now = datetime.now(UTC)
         for job in jobs:
-            self.metrics.jobs_completed.labels(job.job_type).inc()
+            self.metrics.completed_of(job.job_type).inc()
             if job.object_event_id is not None:
                 age = (now - job.created_at).total_seconds()
-                self.metrics.upload_to_result_seconds.labels(job.job_type).observe(max(0.0, age))
+                self.metrics.upload_to_result_seconds_of(job.job_type).observe(max(0.0, age))
         self._counts["completed"] += len(jobs)
 
     # -- the process ---------------------------------------------------------------------------------------
