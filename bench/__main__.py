@@ -180,8 +180,10 @@ async def api_section(settings: settings_module.Settings) -> report.Section:
         f"`conveyor api` (one uvicorn process) and a bare ASGI app under the same uvicorn doing one statement per "
         f"request on an asyncpg pool (bench/bare_api.py: no framework, validation or authentication), each on a "
         f"fresh database; {api_bench.REQUESTS:,} requests (or acquire-then-complete pairs) per row over kept-alive "
-        "HTTP/1.1 connections, after a warm-up. Acquire-complete: conveyor reads the job and completes it guarded "
-        "by its attempt (and releases its dependents); the bare endpoint runs one UPDATE."
+        "HTTP/1.1 connections, after a warm-up. Both make two statements per acquire-complete pair: the claim, then "
+        "the completion (conveyor's guarded by the status and the worker, and releasing dependents; the bare "
+        "endpoint's one UPDATE). conveyor runs with its default settings: bearer tokens checked, bodies validated, "
+        "request metrics."
     )
     rows = []
     for what in ("create", "acquire+complete"):
