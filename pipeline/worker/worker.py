@@ -85,6 +85,7 @@ class Worker:
         #: When the last jobs finished (monotonic): how many may be claimed ahead of free slots.
         self._finished_at: deque[float] = deque(maxlen=settings.concurrency * CLAIM_AHEAD_PER_SLOT)
         self._job_loggers: dict[str, logging.Logger] = {}
+        self.metrics.slots_busy.set_function(lambda: self._busy)  # read when scraped, not set per job
         self._counts = {"completed": 0, "failed": 0}
         self._cpu = health.CpuSampler()
         metrics.slots.set(settings.concurrency)
@@ -214,7 +215,6 @@ class Worker:
                 self._finished_at.append(time.monotonic())
                 self._busy -= 1
             self.running.pop(job.id, None)
-            self.metrics.slots_busy.set(self._busy)
             self._slot_freed.set()
 
     def _begin(self, job: JobRow) -> float:
@@ -222,7 +222,6 @@ class Worker:
         if (running := self.running.get(job.id)) is not None:
             running.started = True
         self._busy += 1
-        self.metrics.slots_busy.set(self._busy)
         return time.monotonic()
 
     async def _run_handler(self, job: JobRow, ctx: JobContext) -> Outcome:

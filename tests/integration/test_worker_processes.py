@@ -207,11 +207,11 @@ async def test_fast_jobs_are_claimed_ahead_and_a_shutdown_hands_those_not_starte
 ) -> None:
     """After jobs finish fast, one claim takes more than the free slots; those wait for a slot, hold their
     leases, and a shutdown requeues the ones never started without spending an attempt."""
-    redis = redis_client(settings.redis)
+    redis, metrics = redis_client(settings.redis), CollectorRegistry()
     worker = Worker(engine, registry_with_test_handlers(), s3_client(settings.s3), redis,
                     WorkerSettings(job_types=["test.sleep"], concurrency=2, claim_ahead_seconds=1,
                                    shutdown_grace_seconds=10), EngineSettings(), settings.redis,
-                    WorkerMetrics(CollectorRegistry()))  # fmt: skip
+                    WorkerMetrics(metrics))  # fmt: skip
     completer = asyncio.create_task(worker.completer.run())
     try:
         await worker.register()
@@ -222,12 +222,14 @@ async def test_fast_jobs_are_claimed_ahead_and_a_shutdown_hands_those_not_starte
         assert await worker.claim_once() == 4, "two slots, and two ahead for the two jobs that just finished"
         await asyncio.sleep(0.2)
         assert sorted(r.started for r in worker.running.values()) == [False, False, True, True]
+        assert metrics.get_sample_value("conveyor_worker_slots_busy") == 2, "the jobs waiting hold no slot"
         held = await engine.heartbeat([HeldJob(r.job.id, r.job.attempts) for r in worker.running.values()])
         assert len(held) == 4, "the jobs waiting for a slot keep their leases"
         await worker.shutdown()
         pending = await jobs_in(engine, JobStatus.PENDING)
         assert len(pending) == 4 and all(job.attempts == 0 for job in pending), "never started: no attempt spent"
         assert await _count(engine, JobStatus.COMPLETED, 4), "the two running finished within the grace period"
+        assert metrics.get_sample_value("conveyor_worker_slots_busy") == 0
     finally:
         completer.cancel()
         await redis.aclose()
