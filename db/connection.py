@@ -160,7 +160,8 @@ async def acquire(pool: Pool, *, wait_seconds: float = ACQUIRE_TIMEOUT_SECONDS) 
         try:
             yield conn
         finally:
-            await pool.release(cast("PoolConnectionProxy[asyncpg.Record]", conn))
+            # Bounded like the wait: a release rolls back a transaction left open, on a server that may hang.
+            await pool.release(cast("PoolConnectionProxy[asyncpg.Record]", conn), timeout=wait_seconds)
 
 
 async def _pooled(pool: Pool, wait_seconds: float) -> Connection:
