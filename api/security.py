@@ -33,9 +33,9 @@ def guarded(path: str, settings: ApiSettings) -> bool:
 def refusal(authorization: bytes | None, method: str, settings: ApiSettings) -> tuple[int, str] | None:
     """None when the ``Authorization`` header allows ``method``; else (401 or 403, why)."""
     scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return 401, "missing bearer token"
     token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return 401, "missing bearer token"
     if _matches(token, settings.tokens):
         return None
     if _matches(token, settings.read_only_tokens):

@@ -213,14 +213,10 @@ class Engine:
         False (logged) when the job is not RUNNING for that worker: the HTTP API's completion, which names the
         job and its worker but not the attempt, and reads the job only to explain a refusal.
         """
-        async with acquire(self.pool) as conn:
-            outcome = await job_queries.complete_many(
-                conn, [CompletionRow(job_id, None, result)], worker_id=worker_id, now=self.db_now()
-            )
-        if not outcome.completed:
+        completed = await self._write_completions([CompletionRow(job_id, None, result)], worker_id=worker_id)
+        if not completed:
             log.info("complete of job %s for worker %s changed nothing: it is not RUNNING for it", job_id, worker_id)
-        self._wake(sorted(set(outcome.released.values()) | outcome.freed_types))
-        return job_id in outcome.completed
+        return job_id in completed
 
     async def complete_many(self, done: Sequence[tuple[JobRow, Any]]) -> set[uuid.UUID]:
         r"""Complete held jobs (:class:`JobResult`\ s) and release their ready children, in one transaction.
@@ -229,10 +225,16 @@ class Engine:
         """
         if not done:
             return set()
-        rows = [CompletionRow(job.id, job.attempts, result) for job, result in done]
+        completed = await self._write_completions([CompletionRow(job.id, job.attempts, result) for job, result in done])
+        _log_stale("complete", [job for job, _ in done], completed)
+        return completed
+
+    async def _write_completions(
+        self, rows: Sequence[CompletionRow], *, worker_id: uuid.UUID | None = None
+    ) -> set[uuid.UUID]:
+        """Run ``job_complete_many`` and wake the types it made ready or freed; the ids completed."""
         async with acquire(self.pool) as conn:
-            outcome = await job_queries.complete_many(conn, rows, now=self.db_now())
-        _log_stale("complete", [job for job, _ in done], outcome.completed)
+            outcome = await job_queries.complete_many(conn, rows, worker_id=worker_id, now=self.db_now())
         self._wake(sorted(set(outcome.released.values()) | outcome.freed_types))
         return outcome.completed
 
