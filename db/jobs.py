@@ -34,42 +34,30 @@ from conveyor.db.sql import QUERIES
 #: (binary COPY) instead of inserted from one JSON document: no key can conflict and every column is
 #: known here, and COPY is what bulk enqueue is measured against (bench/RESULTS.md).
 COPY_FROM_JOBS = 100
-_ROW_COLUMNS = ("id", "job_type", "payload", "status", "priority", "max_retries", "timeout_ms", "pending_parents",
-                   "pipeline", "step", "object_event_id", "source_bucket", "source_key", "source_version",
-                   "concurrency_key")  # fmt: skip
+#: The columns a COPY writes: :class:`NewJob`'s fields up to ``run_at``, which the copy leaves to its default.
+_ROW_COLUMNS = NewJob._fields[: NewJob._fields.index("run_at")]
+_COPIED = len(_ROW_COLUMNS)
 
 
 async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime | None = None) -> set[uuid.UUID]:
-    """Insert ``jobs`` (BLOCKED when they declare parents); return the ids inserted (duplicates by key are not)."""
+    """Insert ``jobs``; return the ids inserted (those whose idempotency key exists already are not)."""
     if copied(jobs, now=now):
         with translate_errors():
-            await conn.copy_records_to_table("job_rows", records=[_row(j) for j in jobs], columns=_ROW_COLUMNS)
+            await conn.copy_records_to_table("job_rows", records=[j[:_COPIED] for j in jobs], columns=_ROW_COLUMNS)
         return {j.id for j in jobs}  # run_at and created_at take their default, the transaction's time
-    documents = [
-        {**dict(zip(_ROW_COLUMNS, _row(j), strict=True)), "run_at": j.run_at, "idempotency_key": j.idempotency_key}
-        for j in jobs
-    ]
-    return await insert_documents(conn, documents, now=now)
+    return await insert_documents(conn, [j._asdict() for j in jobs], now=now)
 
 
 async def insert_one(conn: Connection, job: NewJob, *, now: datetime | None = None) -> bool:
     """Insert ``job`` in one statement; False when a job with its idempotency key exists already."""
     with translate_errors():
-        inserted = await conn.fetchval(QUERIES["job_insert_one"], *_row(job), job.run_at, job.idempotency_key, now)
+        inserted = await conn.fetchval(QUERIES["job_insert_one"], *job, now)
     return inserted is not None
 
 
 def copied(jobs: Sequence[NewJob], *, now: datetime | None) -> bool:
     """Whether :func:`insert_many` copies ``jobs`` (see ``COPY_FROM_JOBS``) rather than inserting them."""
     return len(jobs) >= COPY_FROM_JOBS and now is None and not any(j.idempotency_key or j.run_at for j in jobs)
-
-
-def _row(j: NewJob) -> tuple[Any, ...]:
-    """The values of ``_ROW_COLUMNS`` for ``j``: what both the COPY and the INSERT write."""
-    return (j.id, j.job_type, j.payload if j.payload is not None else {},
-            JobStatus.BLOCKED if j.parent_count else JobStatus.PENDING, j.priority, j.max_retries, j.timeout_ms,
-            j.parent_count, j.pipeline, j.step, j.object_event_id, j.source_bucket, j.source_key, j.source_version,
-            j.concurrency_key or "")  # fmt: skip
 
 
 async def insert_documents(

@@ -93,22 +93,21 @@ class JobRow:
 _JOB_FIELDS = frozenset(f.name for f in fields(JobRow))
 
 
-@dataclass(slots=True, kw_only=True)
-class NewJob:
-    """A job to insert. ``parent_count`` is the number of parents it is declared with.
+class NewJob(NamedTuple):
+    """A job to insert, its fields in the order of ``job_rows``'s columns: bulk enqueue copies the first
+    fifteen into the table as they are, one tuple per job (a dataclass per job and a tuple built from it
+    were a fifth of bulk enqueue's time, bench/RESULTS.md).
 
-    Not frozen: bulk enqueue builds one per job, and a frozen constructor (one ``object.__setattr__`` per
-    field) was a quarter of its time (bench/RESULTS.md). Nothing keeps one past its insert."""
+    A job with parents starts BLOCKED with ``pending_parents`` their number. ``run_at`` None is now."""
 
     id: uuid.UUID
     job_type: str
     payload: dict[str, Any]
+    status: JobStatus = JobStatus.PENDING
     priority: int = 0
     max_retries: int = 3
     timeout_ms: int = 300_000
-    run_at: datetime | None = None
-    idempotency_key: str | None = None
-    parent_count: int = 0
+    pending_parents: int = 0
     pipeline: str | None = None
     step: str | None = None
     object_event_id: int | None = None
@@ -116,6 +115,8 @@ class NewJob:
     source_key: str | None = None
     source_version: str | None = None
     concurrency_key: str = ""
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,42 +21,75 @@ class SourceObject:
     event_id: int | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, init=False)
 class JobSpec:
     """One job to create.
 
     ``name`` identifies the job within its DAG; ``depends_on`` names jobs of the same DAG, or gives the
-    ids of jobs that already exist. ``idempotency_key`` makes creation safe to repeat.
+    ids of jobs that already exist. ``idempotency_key`` makes creation safe to repeat. The defaults are
+    :meth:`__init__`'s.
     """
 
     job_type: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    name: str | None = None
-    depends_on: Sequence[str | uuid.UUID] = ()
-    priority: int = 0
-    max_retries: int = 3
-    timeout_ms: int = 300_000
-    run_at: datetime | None = None
-    idempotency_key: str | None = None
+    payload: dict[str, Any]
+    name: str | None
+    depends_on: Sequence[str | uuid.UUID]
+    priority: int
+    max_retries: int
+    timeout_ms: int
+    run_at: datetime | None
+    idempotency_key: str | None
     #: The job's name within its pipeline, when ``name`` must be longer to be unique in a batch of DAGs.
-    step: str | None = None
+    step: str | None
     #: The pipeline the job belongs to and the object it works on (overriding those given for the DAG).
-    pipeline: str | None = None
-    source: SourceObject | None = None
+    pipeline: str | None
+    source: SourceObject | None
     #: Fair share and the key's limits go by it; '' is the pool of every job nobody keyed.
-    concurrency_key: str = ""
+    concurrency_key: str
     #: At most this many of the key's jobs RUNNING at once, cluster-wide (sets the key's limit).
-    concurrency_limit: int | None = None
+    concurrency_limit: int | None
 
-    def __post_init__(self) -> None:
-        if not self.job_type:
-            raise InvalidDag("job_type must not be empty")
-        if problem := concurrency_problem(self.concurrency_key, self.concurrency_limit):
+    def __init__(
+        self,
+        *,
+        job_type: str,
+        payload: dict[str, Any] | None = None,
+        name: str | None = None,
+        depends_on: Sequence[str | uuid.UUID] = (),
+        priority: int = 0,
+        max_retries: int = 3,
+        timeout_ms: int = 300_000,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        step: str | None = None,
+        pipeline: str | None = None,
+        source: SourceObject | None = None,
+        concurrency_key: str = "",
+        concurrency_limit: int | None = None,
+    ) -> None:
+        """Check the spec (:class:`InvalidDag` names what is wrong); ``payload`` None is an empty one."""
+        # One update of the instance dict: a frozen dataclass's own __init__ sets each field through
+        # object.__setattr__, and that was 70% of building a spec, the caller's share of bulk enqueue.
+        vars(self).update(job_type=job_type, payload={} if payload is None else payload, name=name,
+                          depends_on=depends_on, priority=priority, max_retries=max_retries, timeout_ms=timeout_ms,
+                          run_at=run_at, idempotency_key=idempotency_key, step=step, pipeline=pipeline,
+                          source=source, concurrency_key=concurrency_key,
+                          concurrency_limit=concurrency_limit)  # fmt: skip
+        if problem := spec_problem(self):
             raise InvalidDag(problem)
-        if self.max_retries < 0:
-            raise InvalidDag(f"max_retries must be >= 0 (got {self.max_retries})")
-        if self.timeout_ms <= 0:
-            raise InvalidDag(f"timeout_ms must be > 0 (got {self.timeout_ms})")
+
+
+def spec_problem(spec: JobSpec) -> str | None:
+    """What is wrong with ``spec`` on its own, or None (its DAG is checked by :func:`topological_order`)."""
+    if not spec.job_type:
+        return "job_type must not be empty"
+    if spec.max_retries < 0:
+        return f"max_retries must be >= 0 (got {spec.max_retries})"
+    if spec.timeout_ms <= 0:
+        return f"timeout_ms must be > 0 (got {spec.timeout_ms})"
+    if spec.concurrency_key or spec.concurrency_limit is not None:  # the unkeyed, unlimited job needs no check
+        return concurrency_problem(spec.concurrency_key, spec.concurrency_limit)
+    return None
 
 
 #: Longer keys are refused: a key names a tenant or a resource, not a payload.
@@ -111,8 +144,10 @@ def inherited_priorities(specs: Sequence[JobSpec], order: Sequence[int]) -> list
 
     ``order`` is :func:`topological_order`'s; walking it backwards visits children before parents.
     """
-    index = _names(specs)
     priorities = [spec.priority for spec in specs]
+    if not any(spec.depends_on for spec in specs):
+        return priorities  # nothing waits on anything: a batch of independent jobs keeps its own priorities
+    index = _names(specs)
     for child in reversed(order):
         for parent in specs[child].depends_on:
             if isinstance(parent, str):
