@@ -36,14 +36,14 @@ from conveyor.db.sql import QUERIES
 COPY_FROM_JOBS = 100
 #: The columns a COPY writes: :class:`NewJob`'s fields up to ``run_at``, which the copy leaves to its default.
 _ROW_COLUMNS = NewJob._fields[: NewJob._fields.index("run_at")]
-_COPIED = len(_ROW_COLUMNS)
+_COPY_WIDTH = len(_ROW_COLUMNS)
 
 
 async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime | None = None) -> set[uuid.UUID]:
     """Insert ``jobs``; return the ids inserted (those whose idempotency key exists already are not)."""
     if copied(jobs, now=now):
         with translate_errors():
-            await conn.copy_records_to_table("job_rows", records=[j[:_COPIED] for j in jobs], columns=_ROW_COLUMNS)
+            await conn.copy_records_to_table("job_rows", records=[j[:_COPY_WIDTH] for j in jobs], columns=_ROW_COLUMNS)
         return {j.id for j in jobs}  # run_at and created_at take their default, the transaction's time
     return await insert_documents(conn, [j._asdict() for j in jobs], now=now)
 

@@ -96,7 +96,7 @@ _JOB_FIELDS = frozenset(f.name for f in fields(JobRow))
 class NewJob(NamedTuple):
     """A job to insert, its fields in the order of ``job_rows``'s columns: bulk enqueue copies the first
     fifteen into the table as they are, one tuple per job (a dataclass per job and a tuple built from it
-    were a fifth of bulk enqueue's time, bench/RESULTS.md).
+    cost 2.0 us of the 17.8 us a bulk-enqueued job took, against 0.7 us for this).
 
     A job with parents starts BLOCKED with ``pending_parents`` their number. ``run_at`` None is now."""
 
