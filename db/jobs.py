@@ -45,7 +45,7 @@ async def insert_many(conn: Connection, jobs: Sequence[NewJob], *, now: datetime
         with translate_errors():
             await conn.copy_records_to_table("job_rows", records=[j[:_COPY_WIDTH] for j in jobs], columns=_ROW_COLUMNS)
         return {j.id for j in jobs}  # run_at and created_at take their default, the transaction's time
-    return await insert_documents(conn, [j._asdict() for j in jobs], now=now)
+    return await _insert_documents(conn, [j._asdict() for j in jobs], now=now)
 
 
 async def insert_one(conn: Connection, job: NewJob, *, now: datetime | None = None) -> bool:
@@ -60,13 +60,10 @@ def copied(jobs: Sequence[NewJob], *, now: datetime | None) -> bool:
     return len(jobs) >= COPY_FROM_JOBS and now is None and not any(j.idempotency_key or j.run_at for j in jobs)
 
 
-async def insert_documents(
+async def _insert_documents(
     conn: Connection, documents: Sequence[Mapping[str, Any]], *, now: datetime | None = None
 ) -> set[uuid.UUID]:
-    """Insert jobs given as documents of ``job_insert_many``'s shape (a key left out is null); the ids inserted.
-
-    For callers that build many jobs from one template, where a :class:`NewJob` per job is the cost.
-    """
+    """Insert jobs given as documents of ``job_insert_many``'s shape (a key left out is null); the ids inserted."""
     with translate_errors():
         return {r["id"] for r in await conn.fetch(QUERIES["job_insert_many"], documents, now)}
 

@@ -9,8 +9,13 @@ unique event identity in PostgreSQL. So the order of a batch is fixed:
 4. commit the offsets (each partition's last offset + 1); then wake the workers.
 
 A crash anywhere before 4 redelivers the batch, and step 2 finds its events already recorded.
-PostgreSQL down: the batch is retried with backoff and no offset moves. A rebalance waits for the batch
+PostgreSQL down: the batch is retried with backoff and no offset moves. A rebalance waits for the batches
 in flight to finish before the partitions move.
+
+``run`` writes through ``write_lanes`` lanes at once: each partition belongs to one lane (its number
+modulo the lanes), and a lane writes its batches one after another. So a partition's events are written,
+and its offsets committed, in order, as if each lane were a member of the group of its own; one lane's
+transaction and offset commit overlap the others' (bench/RESULTS.md measures what that buys).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -66,6 +71,8 @@ class Fetched:
     offsets: dict[TopicPartition, int]
     sorted: Sorted
     fetched_at: float
+    #: The lane that writes it: every partition it holds is ``lane`` modulo the lanes.
+    lane: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,13 +85,13 @@ class BatchReport:
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Revoked partitions move only after the batch in flight has committed (or been abandoned)."""
+    """Revoked partitions move only after the batches in flight have committed (or been abandoned)."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
+    def __init__(self, locks: Sequence[asyncio.Lock]) -> None:
+        self._locks = locks
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        async with self._lock:
+        async with _holding(self._locks):
             log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
@@ -108,7 +115,8 @@ class Ingestor:
         self.engine, self.rules, self.settings, self.kafka, self.metrics = engine, rules, settings, kafka, metrics
         self.buckets = frozenset(buckets) if buckets is not None else None
         metrics.prime([pipeline.name for pipeline in rules.pipeline])
-        self._batch_lock = asyncio.Lock()
+        #: Held by each lane while it writes a batch; all of them, to let partitions go.
+        self._lane_locks = [asyncio.Lock() for _ in range(settings.write_lanes)]
         self._lag_recorded_at = 0.0
         self._kafka_failed = False
         self.consumer = AIOKafkaConsumer(
@@ -130,39 +138,44 @@ class Ingestor:
 
     async def start(self) -> None:
         await self.producer.start()
-        self.consumer.subscribe([self.kafka.events_topic], listener=_WaitForBatch(self._batch_lock))
+        self.consumer.subscribe([self.kafka.events_topic], listener=_WaitForBatch(self._lane_locks))
         await self.consumer.start()
 
     async def stop(self) -> None:
-        """Leave the group (after the batch in flight); safe to call twice."""
-        async with self._batch_lock:
+        """Leave the group (after the batches in flight); safe to call twice."""
+        async with _holding(self._lane_locks):
             await self.consumer.stop()
         await self.producer.stop()
 
     async def run_once(self, timeout_ms: int | None = None) -> BatchReport:
-        """Fetch one batch (bounded in size and time) and turn it into committed jobs."""
-        fetched = await self._fetch(timeout_ms)
-        if fetched is None:
+        """Fetch one batch (bounded in size and time) and turn it into committed jobs, in one transaction."""
+        fetched = await self._fetch(timeout_ms, lanes=1)
+        if not fetched:
             return BatchReport(0, StoreResult(), 0)
-        return await self._finish(fetched)
+        return await self._finish(fetched[0])
 
-    async def _fetch(self, timeout_ms: int | None = None) -> Fetched | None:
-        """Stage 1: one batch from Kafka, parsed and routed (CPU only, no writes)."""
+    async def _fetch(self, timeout_ms: int | None = None, *, lanes: int) -> list[Fetched]:
+        """Stage 1: one batch from Kafka, parsed and routed (CPU only, no writes), split into its lanes' parts."""
         batch = await self.consumer.getmany(
             timeout_ms=self.settings.batch_max_wait_ms if timeout_ms is None else timeout_ms,
             max_records=self.settings.batch_max_records,
         )
+        parts: dict[int, dict[TopicPartition, list[ConsumerRecord]]] = {}
+        for tp, records in batch.items():
+            if records:
+                parts.setdefault(tp.partition % lanes, {})[tp] = records
+        if not parts and time.monotonic() - self._lag_recorded_at > IDLE_LAG_INTERVAL_SECONDS:
+            await self.record_lag()  # idle partitions still report their (zero) lag
+        return [self._prepare(part, lane) for lane, part in parts.items()]
+
+    def _prepare(self, batch: dict[TopicPartition, list[ConsumerRecord]], lane: int) -> Fetched:
         records = [record for records in batch.values() for record in records]
-        if not records:
-            if time.monotonic() - self._lag_recorded_at > IDLE_LAG_INTERVAL_SECONDS:
-                await self.record_lag()  # idle partitions still report their (zero) lag
-            return None
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
-        return Fetched(records, offsets, self._sort(records), time.monotonic())
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        return Fetched(records, offsets, self._sort(records), time.monotonic(), lane)
 
     async def _finish(self, fetched: Fetched) -> BatchReport:
         """Stage 2: record and create in one transaction (waking workers), publish dead letters, commit offsets."""
-        async with self._batch_lock:
+        async with self._lane_locks[fetched.lane]:
             stored = await self._store_with_retry(fetched.sorted)
             await deadletters.publish(self.producer, self.kafka.dead_letter_topic, fetched.sorted.dead)
             await self._commit(fetched.offsets)
@@ -292,33 +305,32 @@ class Ingestor:
             self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set, fetching the next batch while the current one is being written.
+        """Consume until ``stop`` is set, fetching the next batch while the lanes write the ones before it.
 
-        The two stages overlap (Python parses batch N+1 while PostgreSQL writes batch N) but batches
-        finish, and commit their offsets, strictly in order. Kafka errors are logged and retried.
+        The stages overlap (Python parses batch N+1 while PostgreSQL writes batch N, and each lane writes
+        while the others do), but a lane finishes its batches, and commits their offsets, strictly in order.
+        Kafka errors are logged and retried; any other failure of a stage stops the rest and is raised.
         """
-        ready: asyncio.Queue[Fetched | None] = asyncio.Queue(maxsize=1)
-        fetcher = asyncio.create_task(self._fetch_until(stop, ready), name="ingest-fetch")
+        lanes: list[asyncio.Queue[Fetched | None]] = [asyncio.Queue(maxsize=1) for _ in self._lane_locks]
+        stages = [asyncio.create_task(self._fetch_until(stop, lanes), name="ingest-fetch")]
+        stages += [
+            asyncio.create_task(self._write_until(lane), name=f"ingest-write-{n}") for n, lane in enumerate(lanes)
+        ]
         try:
-            while (fetched := await self._next(ready, fetcher)) is not None:
-                await self._finish_retrying(fetched, stop)
+            done, _ = await asyncio.wait(stages, return_when=asyncio.FIRST_EXCEPTION)
+            for stage in done:
+                stage.result()  # raises what killed a stage: the process stops, loudly, and is restarted
         finally:
-            fetcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await fetcher
+            for stage in stages:
+                stage.cancel()
+            await asyncio.gather(*stages, return_exceptions=True)
 
-    @staticmethod
-    async def _next(ready: asyncio.Queue[Fetched | None], fetcher: asyncio.Task[None]) -> Fetched | None:
-        """The next fetched batch; if the fetch stage died instead, its exception (never a silent wait)."""
-        getting = asyncio.ensure_future(ready.get())
-        await asyncio.wait({getting, fetcher}, return_when=asyncio.FIRST_COMPLETED)
-        if getting.done():
-            return getting.result()
-        getting.cancel()
-        fetcher.result()  # raises what killed the fetch stage: the process stops, loudly, and is restarted
-        return await ready.get()  # it ended normally: its end-of-stream marker is queued
+    async def _write_until(self, lane: asyncio.Queue[Fetched | None]) -> None:
+        """Write the lane's batches in the order fetched, until the fetch stage's end-of-stream marker."""
+        while (fetched := await lane.get()) is not None:
+            await self._finish_retrying(fetched)
 
-    async def _finish_retrying(self, fetched: Fetched, stop: asyncio.Event) -> None:
+    async def _finish_retrying(self, fetched: Fetched) -> None:
         # Finishing again is safe: recorded events are found, dead letters and offsets are idempotent.
         while True:
             try:
@@ -329,10 +341,10 @@ class Ingestor:
             else:
                 return
 
-    async def _fetch_until(self, stop: asyncio.Event, ready: asyncio.Queue[Fetched | None]) -> None:
+    async def _fetch_until(self, stop: asyncio.Event, lanes: Sequence[asyncio.Queue[Fetched | None]]) -> None:
         while not stop.is_set():
             try:
-                fetched = await self._fetch()
+                fetched = await self._fetch(lanes=len(lanes))
             except KafkaError as exc:
                 log.warning("Kafka error (%s); reconnecting", exc)
                 self._kafka_failed = True
@@ -340,9 +352,10 @@ class Ingestor:
                 continue
             if self._kafka_failed:
                 await self._suspect_gap()
-            if fetched is not None:
-                await ready.put(fetched)
-        await ready.put(None)
+            for part in fetched:
+                await lanes[part.lane].put(part)
+        for lane in lanes:
+            await lane.put(None)
 
     async def _suspect_gap(self) -> None:
         """Kafka is back after failing: the S3 server may have dropped events meanwhile. Ask for an early
@@ -352,6 +365,15 @@ class Ingestor:
             await self.engine.sweeps.request(sorted(self.buckets or ()), reason="ingest could not reach Kafka")
         except ServiceUnavailable as exc:
             log.warning("could not ask for an early sweep after a Kafka outage: %s", exc)
+
+
+@contextlib.asynccontextmanager
+async def _holding(locks: Sequence[asyncio.Lock]) -> AsyncIterator[None]:
+    """Every lock of ``locks``, taken in order (a lane holds only its own, so this cannot deadlock)."""
+    async with contextlib.AsyncExitStack() as stack:
+        for lock in locks:
+            await stack.enter_async_context(lock)
+        yield
 
 
 def _dead_letter(record: ConsumerRecord, exc: BadEvent) -> NewDeadLetter:

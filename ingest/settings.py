@@ -17,6 +17,9 @@ class IngestSettings(BaseModel):
     #: Each batch is one PostgreSQL transaction: at most this many records, gathered for at most this long.
     batch_max_records: int = Field(500, ge=1, le=100_000)
     batch_max_wait_ms: int = Field(50, ge=0, le=60_000)
+    #: Batches written at once, each in its own transaction: a partition always goes to the same lane (its
+    #: number modulo the lanes), so its events are written and its offsets committed in order.
+    write_lanes: int = Field(4, ge=1, le=16)
     #: A message larger than this is dead-lettered unread.
     max_message_bytes: int = Field(1_048_576, ge=1024)
     #: The routing rules; empty means the rules shipped with conveyor.

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.db.records import JobStatus
+from conveyor.db.records import JobStatus, NewJob
 from conveyor.pipeline.engine.dag import JobSpec, SourceObject, inherited_priorities, topological_order
 from conveyor.pipeline.engine.errors import InvalidDag
 from conveyor.pipeline.engine.ids import uuid7_many
@@ -95,9 +95,9 @@ class Run:
 
 @dataclass
 class RunRows:
-    """The rows of a batch of runs: job documents (``job_insert_many``'s shape) and edges (parent, child)."""
+    """The rows of a batch of runs: jobs and edges (parent, child)."""
 
-    jobs: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[NewJob] = field(default_factory=list)
     parents: list[uuid.UUID] = field(default_factory=list)
     children: list[uuid.UUID] = field(default_factory=list)
     ready_types: list[str] = field(default_factory=list)
@@ -117,14 +117,12 @@ def _add_run(rows: RunRows, run: Run, ids: list[uuid.UUID]) -> None:
     source, pipeline = run.source, run.blueprint.pipeline
     for at, step in enumerate(run.blueprint.steps):
         key = run.key_of(at)
-        rows.jobs.append({
-            "id": ids[at], "job_type": step.job_type, "payload": {**step.payload, **run.payload},
-            "status": JobStatus.BLOCKED if step.parents else JobStatus.PENDING, "priority": step.priority,
-            "max_retries": step.max_retries, "timeout_ms": step.timeout_ms, "pending_parents": len(step.parents),
-            "pipeline": pipeline, "step": step.name, "object_event_id": source.event_id,
-            "source_bucket": source.bucket, "source_key": source.key, "source_version": source.version,
-            "concurrency_key": key,
-        })  # fmt: skip
+        rows.jobs.append(NewJob(
+            ids[at], step.job_type, {**step.payload, **run.payload},
+            JobStatus.BLOCKED if step.parents else JobStatus.PENDING, step.priority, step.max_retries,
+            step.timeout_ms, len(step.parents), pipeline, step.name, source.event_id, source.bucket, source.key,
+            source.version, key,
+        ))  # fmt: skip
         rows.parents += [ids[p] for p in step.parents]
         rows.children += [ids[at]] * len(step.parents)
         if not step.parents:

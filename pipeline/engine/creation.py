@@ -95,7 +95,7 @@ async def start_runs(conn: Connection, runs: Sequence[Run], *, now: datetime | N
     if rows.limits:
         await flow_queries.ensure_key_limits(conn, rows.limits, set_by=LimitSetBy.PIPELINE)
     if rows.jobs:
-        await job_queries.insert_documents(conn, rows.jobs, now=now)
+        await job_queries.insert_many(conn, rows.jobs, now=now)
     if rows.parents:
         await job_queries.insert_dependencies(conn, rows.parents, rows.children)
     return rows.ready_types

@@ -206,6 +206,17 @@ async def publish(
         await producer.stop()
 
 
+async def committed_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    """The offsets ``settings``' ingest group has committed, by partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.ingest.group_id)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items()}
+
+
 async def wait_until(predicate: Callable[[], Awaitable[bool]], *, within: float, what: str) -> None:
     """Poll ``predicate`` until true, or fail naming ``what``."""
     deadline = time.monotonic() + within

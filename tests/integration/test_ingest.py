@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from minio import Minio
@@ -16,16 +18,24 @@ from conveyor import runtime
 from conveyor.db import events as event_queries
 from conveyor.db import jobs as job_queries
 from conveyor.db.connection import connect
-from conveyor.db.records import EventJobs, JobFilter
+from conveyor.db.records import EventJobs, JobFilter, JobStatus
 from conveyor.db.settings import PostgresSettings
 from conveyor.ingest import deadletters
-from conveyor.ingest.consumer import Ingestor
+from conveyor.ingest.consumer import BatchReport, Fetched, Ingestor
 from conveyor.ingest.metrics import IngestMetrics
 from conveyor.ingest.routing import RoutingRules, load_rules, parse_rules
 from conveyor.pipeline.engine import Engine
 from conveyor.settings import Settings
 from tests.events import minio_message
-from tests.integration.conftest import Topics, park_group_at_end, publish, put_bytes, scoped_settings, wait_until
+from tests.integration.conftest import (
+    Topics,
+    committed_offsets,
+    park_group_at_end,
+    publish,
+    put_bytes,
+    scoped_settings,
+    wait_until,
+)
 
 CSV_ONLY = """
 [[pipeline]]
@@ -137,6 +147,66 @@ async def test_a_duplicate_event_creates_nothing_and_a_new_upload_of_the_key_cre
     recorded = await counts(database)
     assert sorted((c.sequencer, c.jobs) for c in recorded) == [("18EC532A88E3E431", 2), (later, 2)]
     assert ingestor.metrics.duplicates._value.get() == 1
+
+
+#: A MinIO sequencer: nanoseconds since the epoch, in hex; a later one is a later write.
+FIRST_WRITE = int("18EC532A88E3E431", 16)
+
+
+async def test_two_write_lanes_keep_each_partitions_order_and_commit_every_offset(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    """Uploads, every other one followed on its partition by its removal, read in batches of five by two
+    lanes writing at once: a removal written before its upload's transaction committed finds nothing to
+    cancel, and leaves that upload's jobs live."""
+    scoped = scoped_settings(settings, database, topics, write_lanes=2, batch_max_records=5)
+    messages: list[tuple[bytes | None, bytes]] = []
+    for n in range(80):
+        name = f"lanes/{n:03d}.csv"
+        messages.append((f"uploads/{name}".encode(), minio_message("uploads", name, sequencer=f"{FIRST_WRITE + n:X}")))
+        if n % 2 == 0:
+            removal = minio_message("uploads", name, sequencer=f"{FIRST_WRITE + n + 10**9:X}",
+                                    event_name="s3:ObjectRemoved:Delete")  # fmt: skip
+            messages.append((f"uploads/{name}".encode(), removal))
+    await publish(scoped, topics.events, messages)
+
+    async with background_ingestor(scoped, CSV_ONLY):
+
+        async def all_recorded() -> bool:
+            return len(await counts(database)) == len(messages)
+
+        await wait_until(all_recorded, within=60, what="every event recorded")
+
+    conn = await connect(database)
+    try:
+        jobs = await job_queries.list_jobs(conn, JobFilter(source_bucket="uploads"), limit=1000)
+    finally:
+        await conn.close()
+    live = Counter(j.source_key for j in jobs if j.status in (JobStatus.BLOCKED, JobStatus.PENDING))
+    assert live == {f"lanes/{n:03d}.csv": 2 for n in range(1, 80, 2)}, "only the uploads never removed keep jobs"
+    committed = await committed_offsets(scoped)
+    assert len(committed) == 4 and sum(committed.values()) == len(messages), "every partition's offsets committed"
+
+
+async def test_a_lane_that_fails_stops_the_ingestor_loudly_and_commits_nothing_of_its_own(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    scoped = scoped_settings(settings, database, topics, write_lanes=2)
+    await publish(scoped, topics.events, [(f"uploads/f{n}.csv".encode(), minio_message("uploads", f"f{n}.csv"))
+                                          for n in range(40)])  # fmt: skip
+    async with running_ingestor(scoped, CSV_ONLY) as ingestor:
+        finish = ingestor._finish
+
+        async def lane_one_breaks(fetched: Fetched) -> BatchReport:
+            if fetched.lane == 1:
+                raise RuntimeError("lane 1 broke")
+            return await finish(fetched)
+
+        ingestor._finish = lane_one_breaks  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="lane 1 broke"):
+            await asyncio.wait_for(ingestor.run(asyncio.Event()), timeout=60)
+    committed = await committed_offsets(scoped)
+    assert {tp.partition for tp in committed if committed[tp] > 0} <= {0, 2}, "lane 1's partitions moved"
 
 
 #: Headers of one bad message: kept with its dead letter (bytes that are not UTF-8 as escapes).

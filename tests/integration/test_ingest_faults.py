@@ -13,14 +13,22 @@ from collections.abc import Callable
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from conveyor.db.settings import PostgresSettings
 from conveyor.settings import Settings
 from tests.conftest import stack_async
 from tests.events import minio_message
 from tests.integration.api_server import free_port
-from tests.integration.conftest import Topics, environment, metric_value, publish, scoped_settings, scrape, wait_until
+from tests.integration.conftest import (
+    Topics,
+    committed_offsets,
+    environment,
+    metric_value,
+    publish,
+    scoped_settings,
+    scrape,
+    wait_until,
+)
 from tests.integration.test_ingest import counts, running_ingestor
 
 
@@ -122,7 +130,7 @@ async def test_a_crash_between_the_database_commit_and_the_offset_commit_is_rede
         with pytest.raises(Crash):
             for _ in range(50):
                 await first.run_once(timeout_ms=1000)
-        in_the_window = await recorded(database) - sum((await _committed(scoped, topics)).values())
+        in_the_window = await recorded(database) - sum((await committed_offsets(scoped)).values())
     assert in_the_window > 0, "batch 3 was committed to PostgreSQL and not to Kafka"
 
     async with running_ingestor(scoped) as second:
@@ -167,9 +175,9 @@ async def test_postgres_down_for_ten_seconds_holds_offsets_and_loses_nothing(
         await asyncio.sleep(2)
         await stack_async("down", "postgres")
         try:
-            held = await _committed(scoped, topics)
+            held = await committed_offsets(scoped)
             await asyncio.sleep(10)
-            assert await _committed(scoped, topics) == held, "offsets moved while PostgreSQL was down"
+            assert await committed_offsets(scoped) == held, "offsets moved while PostgreSQL was down"
         finally:
             await stack_async("up", "postgres")
         await producing
@@ -195,16 +203,6 @@ async def _trickle(settings: Settings, topic: str, messages: list[tuple[bytes | 
             await asyncio.sleep(pause)
     finally:
         await producer.stop()
-
-
-async def _committed(settings: Settings, topics: Topics) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(settings.ingest.group_id)
-    finally:
-        await admin.close()
-    return {tp: meta.offset for tp, meta in offsets.items()}
 
 
 async def _more_than(database: PostgresSettings, count: int) -> bool:
