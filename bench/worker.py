@@ -1,5 +1,9 @@
 """bench/worker: a real worker process checksumming a 2 GiB object (RSS and throughput, beside
-``curl | sha256sum`` of the same bytes from MinIO), and no-op jobs/s through 1 and 4 worker processes.
+``curl | sha256sum`` of the same bytes from MinIO), and no-op jobs/s through 1, 2 and 4 worker processes.
+
+One process takes ``ONE_PROCESS_ROUNDS`` turns with the engine's best in-process drain (16 claimers,
+batch 100, as in bench/engine.py) in the same database, and the report takes each one's median: single
+runs of either varied by a fifth, and the engine section's drain ran in another database, minutes earlier.
 """
 
 from __future__ import annotations
@@ -7,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench import engine as engine_bench
 from bench.database import fresh_database
 from conveyor.db import connection
 from conveyor.db.connection import acquire
@@ -29,8 +35,11 @@ from conveyor.settings import Settings
 SQL = parse((Path(__file__).parent / "bare.sql").read_text(), origin="bench/bare.sql")
 
 BENCH_DB = "conveyor_bench_worker"
-#: The worker processes no-op jobs run through, one count after another.
+#: The worker processes no-op jobs run through, one count after another (one process: see ONE_PROCESS_ROUNDS).
 PROCESSES = (1, 2, 4)
+ONE_PROCESS_ROUNDS = 3
+#: The engine drain beside one worker process: bench/engine.py's best configuration.
+DRAIN_CLAIMERS, DRAIN_BATCH, DRAIN_JOBS = 16, 100, 20_000
 BIG = 2 << 30
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +49,15 @@ class WorkerFigures:
     checksum_seconds: float
     peak_rss_bytes: int
     sha256sum_seconds: float
+    #: No-op jobs/s by worker processes; for one process, the median of its rounds.
     noop_rates: dict[int, float]
+    #: One process's rounds, and the engine's drains taken in turn with them (jobs/s).
+    one_process_rounds: list[float]
+    engine_drains: list[float]
+
+    @property
+    def engine_drain(self) -> float:
+        return statistics.median(self.engine_drains)
 
     @property
     def checksum_rate(self) -> float:
@@ -146,7 +163,21 @@ async def run(settings: Settings) -> WorkerFigures:
     try:
         engine = Engine(pool)
         checksum_seconds, peak, sha256sum_seconds = await checksum_big(scoped, engine)
-        rates = {n: await noop_rate(scoped, engine, n) for n in PROCESSES}
+        drains, rounds = [], []
+        for _ in range(ONE_PROCESS_ROUNDS):
+            drains.append(await engine_drain(engine))
+            rounds.append(await noop_rate(scoped, engine, 1))
+        rates = {1: statistics.median(rounds)} | {n: await noop_rate(scoped, engine, n) for n in PROCESSES if n > 1}
     finally:
         await pool.close()
-    return WorkerFigures(checksum_seconds, peak, sha256sum_seconds, rates)
+    return WorkerFigures(checksum_seconds, peak, sha256sum_seconds, rates, rounds, drains)
+
+
+async def engine_drain(engine: Engine) -> float:
+    """No-op jobs/s through the engine's best in-process drain (bench/engine.py), in this database, from an
+    empty queue as :func:`noop_rate` starts from."""
+    await engine_bench.reset(engine.pool)
+    await engine_bench.enqueue(engine, DRAIN_JOBS)
+    started = time.perf_counter()
+    done = await engine_bench.drain_engine(engine, DRAIN_CLAIMERS, DRAIN_BATCH)
+    return done / (time.perf_counter() - started)

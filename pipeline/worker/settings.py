@@ -16,7 +16,7 @@ class WorkerSettings(BaseModel):
     #: When full, wait this long after a slot frees before claiming, so one claim fills several slots.
     claim_cooldown_seconds: float = Field(0.005, ge=0, le=1)
     #: Claim ahead of free slots when jobs finish fast: as many extra jobs as finished in the last this many
-    #: seconds (at most 4 x `concurrency`), so each waits about this long for a slot and one claim feeds the
+    #: seconds (at most 16 x `concurrency`), so each waits about this long for a slot and one claim feeds the
     #: slots for a while instead of one claim per freed slot. Long jobs finish too slowly to be claimed
     #: ahead, so none waits here while another worker is free; 0 turns it off.
     claim_ahead_seconds: float = Field(0.02, ge=0, le=1)
