@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import ingest as ingest_bench
 from bench import report
 from bench import worker as worker_bench
 from bench.database import fresh_database
@@ -34,7 +35,8 @@ HERE = Path(__file__).parent
 OUT = HERE / "profiles"
 RESULTS = HERE / "RESULTS.md"
 RATE = 250
-INGEST_EVENTS = 50_200  # the ingest benchmark's drain plus its light-load events
+#: The ingest benchmark's drains (each round reads the whole topic) and its light-load events.
+INGEST_EVENTS = ingest_bench.ROUNDS * ingest_bench.EVENTS + ingest_bench.LIGHT_EVENTS
 WORKER_JOBS = 40_000
 
 #: (what, a frame that marks it): the first that matches a sample's stack takes it, from this list's top.
@@ -164,8 +166,9 @@ async def main() -> None:
         worker = await profile_worker(settings, Path(tmp))
     section = report.Section("Profiles: where the CPU microseconds go", "python -m bench.profile")
     section.text(
-        f"py-spy at {RATE} Hz. Ingest: the ingest benchmark's process (its drain of 50,000 events and its light "
-        "load), samples with the ingestor's stages on the stack, per event. Worker: one `conveyor worker` process "
+        f"py-spy at {RATE} Hz. Ingest: the ingest benchmark's process ({ingest_bench.ROUNDS} drains of "
+        f"{ingest_bench.EVENTS:,} events and its light load), samples with the ingestor's stages on the stack, "
+        "per event. Worker: one `conveyor worker` process "
         f"(16 slots) draining {WORKER_JOBS:,} no-op jobs, samples of its event loop's callbacks, per job. Before: "
         "the same method on the code before issue 15 (commit 40885a2). Flamegraphs: bench/profiles/."
     )
