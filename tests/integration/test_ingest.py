@@ -153,45 +153,66 @@ async def test_a_duplicate_event_creates_nothing_and_a_new_upload_of_the_key_cre
 FIRST_WRITE = int("18EC532A88E3E431", 16)
 
 
-async def test_two_write_lanes_keep_each_partitions_order_and_commit_every_offset(
+async def test_write_lanes_keep_each_partitions_order_and_a_trickle_is_written_whole(
     settings: Settings, database: PostgresSettings, topics: Topics
 ) -> None:
-    """Uploads, every other one followed on its partition by its removal, read in batches of five by two
-    lanes writing at once: a removal written before its upload's transaction committed finds nothing to
-    cancel, and leaves that upload's jobs live."""
-    scoped = scoped_settings(settings, database, topics, write_lanes=2, batch_max_records=5)
-    messages: list[tuple[bytes | None, bytes]] = []
-    for n in range(80):
-        name = f"lanes/{n:03d}.csv"
-        messages.append((f"uploads/{name}".encode(), minio_message("uploads", name, sequencer=f"{FIRST_WRITE + n:X}")))
-        if n % 2 == 0:
-            removal = minio_message("uploads", name, sequencer=f"{FIRST_WRITE + n + 10**9:X}",
-                                    event_name="s3:ObjectRemoved:Delete")  # fmt: skip
-            messages.append((f"uploads/{name}".encode(), removal))
-    await publish(scoped, topics.events, messages)
+    """Uploads read in batches of six, split across two lanes (the second one slow), then most of them
+    removed, one event at a time, so each is written whole by the first lane: a removal written before its
+    upload's transaction committed would find nothing to cancel, and leave that upload's jobs live."""
+    scoped = scoped_settings(settings, database, topics, write_lanes=2, batch_max_records=6)
+    names = [f"lanes/{n:03d}.csv" for n in range(16)]
+    uploads: list[tuple[bytes | None, bytes]] = [
+        (f"uploads/{name}".encode(), minio_message("uploads", name, sequencer=f"{FIRST_WRITE + n:X}"))
+        for n, name in enumerate(names)
+    ]
+    removed = names[:12]
+    removals = [(f"uploads/{name}".encode(), minio_message("uploads", name, sequencer=f"{FIRST_WRITE + 10**9:X}",
+                                                           event_name="s3:ObjectRemoved:Delete"))
+                for name in removed]  # fmt: skip
+    await publish(scoped, topics.events, uploads)
+    widths: list[int] = []
 
-    async with background_ingestor(scoped, CSV_ONLY):
+    async with running_ingestor(scoped, CSV_ONLY) as ingestor:
+        finish = ingestor._finish
+
+        async def second_lane_slow(fetched: Fetched) -> BatchReport:
+            widths.append(fetched.width)
+            if fetched.lane == 1:
+                await asyncio.sleep(0.5)
+            return await finish(fetched)
+
+        ingestor._finish = second_lane_slow  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        consuming = asyncio.create_task(ingestor.run(stop))
+        await asyncio.sleep(0.3)  # the uploads are fetched; the second lane still holds some
+        for removal in removals:
+            await publish(scoped, topics.events, [removal])
+            await asyncio.sleep(0.05)
 
         async def all_recorded() -> bool:
-            return len(await counts(database)) == len(messages)
+            return len(await counts(database)) == len(uploads) + len(removals)
 
         await wait_until(all_recorded, within=60, what="every event recorded")
+        stop.set()
+        await consuming
 
+    assert {1, 2} <= set(widths), "full batches split across both lanes, single events written whole"
     conn = await connect(database)
     try:
         jobs = await job_queries.list_jobs(conn, JobFilter(source_bucket="uploads"), limit=1000)
     finally:
         await conn.close()
     live = Counter(j.source_key for j in jobs if j.status in (JobStatus.BLOCKED, JobStatus.PENDING))
-    assert live == {f"lanes/{n:03d}.csv": 2 for n in range(1, 80, 2)}, "only the uploads never removed keep jobs"
+    assert live == {name: 2 for name in names[12:]}, "only the uploads never removed keep jobs"
+    assert len(jobs) == 2 * len(names), "every upload started its pipeline before its removal cancelled it"
     committed = await committed_offsets(scoped)
-    assert len(committed) == 4 and sum(committed.values()) == len(messages), "every partition's offsets committed"
+    assert len(committed) == 4 and sum(committed.values()) == len(uploads) + len(removals), "offsets not committed"
 
 
 async def test_a_lane_that_fails_stops_the_ingestor_loudly_and_commits_nothing_of_its_own(
     settings: Settings, database: PostgresSettings, topics: Topics
 ) -> None:
-    scoped = scoped_settings(settings, database, topics, write_lanes=2)
+    scoped = scoped_settings(settings, database, topics, write_lanes=2, batch_max_records=8)
     await publish(scoped, topics.events, [(f"uploads/f{n}.csv".encode(), minio_message("uploads", f"f{n}.csv"))
                                           for n in range(40)])  # fmt: skip
     async with running_ingestor(scoped, CSV_ONLY) as ingestor:
