@@ -126,11 +126,6 @@ class Ingestor:
         metrics.prime([pipeline.name for pipeline in rules.pipeline])
         #: Held by each lane while it writes a batch; all of them, to let partitions go.
         self._lane_locks = [asyncio.Lock() for _ in range(settings.write_lanes)]
-        #: Batches handed to the lanes and not yet written; set when there are none.
-        self._unwritten = 0
-        self._all_written = asyncio.Event()
-        self._all_written.set()
-        self._width = 1  # how many lanes the batches in flight were split across
         self._lag_recorded_at = 0.0
         self._kafka_failed = False
         self.consumer = AIOKafkaConsumer(
@@ -327,10 +322,10 @@ class Ingestor:
         while the others do), but a lane finishes its batches, and commits their offsets, strictly in order.
         Kafka errors are logged and retried; any other failure of a stage stops the rest and is raised.
         """
-        lanes: list[asyncio.Queue[Fetched | None]] = [asyncio.Queue(maxsize=1) for _ in self._lane_locks]
+        lanes = _Lanes(len(self._lane_locks))
         stages = [asyncio.create_task(self._fetch_until(stop, lanes), name="ingest-fetch")]
         stages += [
-            asyncio.create_task(self._write_until(lane), name=f"ingest-write-{n}") for n, lane in enumerate(lanes)
+            asyncio.create_task(self._write_until(lanes, n), name=f"ingest-write-{n}") for n in range(lanes.count)
         ]
         try:
             done, _ = await asyncio.wait(stages, return_when=asyncio.FIRST_EXCEPTION)
@@ -341,13 +336,11 @@ class Ingestor:
                 stage.cancel()
             await asyncio.gather(*stages, return_exceptions=True)
 
-    async def _write_until(self, lane: asyncio.Queue[Fetched | None]) -> None:
-        """Write the lane's batches in the order fetched, until the fetch stage's end-of-stream marker."""
-        while (fetched := await lane.get()) is not None:
+    async def _write_until(self, lanes: _Lanes, lane: int) -> None:
+        """Write lane ``lane``'s batches in the order fetched, until the fetch stage's end-of-stream marker."""
+        while (fetched := await lanes.queues[lane].get()) is not None:
             await self._finish_retrying(fetched)
-            self._unwritten -= 1
-            if not self._unwritten:
-                self._all_written.set()
+            lanes.written()
 
     async def _finish_retrying(self, fetched: Fetched) -> None:
         # Finishing again is safe: recorded events are found, dead letters and offsets are idempotent.
@@ -360,10 +353,10 @@ class Ingestor:
             else:
                 return
 
-    async def _fetch_until(self, stop: asyncio.Event, lanes: Sequence[asyncio.Queue[Fetched | None]]) -> None:
+    async def _fetch_until(self, stop: asyncio.Event, lanes: _Lanes) -> None:
         while not stop.is_set():
             try:
-                fetched = await self._fetch(lanes=len(lanes))
+                fetched = await self._fetch(lanes=lanes.count)
             except KafkaError as exc:
                 log.warning("Kafka error (%s); reconnecting", exc)
                 self._kafka_failed = True
@@ -372,19 +365,8 @@ class Ingestor:
             if self._kafka_failed:
                 await self._suspect_gap()
             for part in fetched:
-                await self._hand_over(part, lanes)
-        for lane in lanes:
-            await lane.put(None)
-
-    async def _hand_over(self, part: Fetched, lanes: Sequence[asyncio.Queue[Fetched | None]]) -> None:
-        """Queue ``part`` on its lane; when batches change width, first let every earlier one be written (a
-        partition may change lanes, and its new lane must not overtake its old one)."""
-        if part.width != self._width:
-            await self._all_written.wait()
-            self._width = part.width
-        self._unwritten += 1
-        self._all_written.clear()
-        await lanes[part.lane].put(part)
+                await lanes.hand_over(part)
+        await lanes.close()
 
     async def _suspect_gap(self) -> None:
         """Kafka is back after failing: the S3 server may have dropped events meanwhile. Ask for an early
@@ -394,6 +376,39 @@ class Ingestor:
             await self.engine.sweeps.request(sorted(self.buckets or ()), reason="ingest could not reach Kafka")
         except ServiceUnavailable as exc:
             log.warning("could not ask for an early sweep after a Kafka outage: %s", exc)
+
+
+class _Lanes:
+    """The write lanes of one ``run``: a queue each, and how many batches they hold that are not written."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.queues: list[asyncio.Queue[Fetched | None]] = [asyncio.Queue(maxsize=1) for _ in range(count)]
+        self._unwritten = 0
+        self._all_written = asyncio.Event()
+        self._all_written.set()
+        self._width = 1  # how many lanes the batches handed over were split across
+
+    async def hand_over(self, part: Fetched) -> None:
+        """Queue ``part`` on its lane; when batches change width, first let every earlier one be written (a
+        partition may change lanes, and its new lane must not overtake its old one)."""
+        if part.width != self._width:
+            await self._all_written.wait()
+            self._width = part.width
+        self._unwritten += 1
+        self._all_written.clear()
+        await self.queues[part.lane].put(part)
+
+    def written(self) -> None:
+        """A lane wrote one batch handed over."""
+        self._unwritten -= 1
+        if not self._unwritten:
+            self._all_written.set()
+
+    async def close(self) -> None:
+        """Each lane stops after the batches it holds."""
+        for queue in self.queues:
+            await queue.put(None)
 
 
 @contextlib.asynccontextmanager
