@@ -144,19 +144,20 @@ async def test_a_crash_between_the_database_commit_and_the_offset_commit_is_rede
 async def test_two_ingestors_share_the_partitions_and_one_takes_over_when_the_other_dies(
     settings: Settings, database: PostgresSettings, topics: Topics
 ) -> None:
-    # Both members join (and split the partitions) before any work arrives; small batches of a large backlog
-    # then keep each busy for seconds, so the kill lands while the dead member still owns unfinished partitions
-    # (10,000 events were once 8,044 recorded by then).
+    # Both members join (and split the partitions) before any work arrives, and die while consuming a backlog.
+    # A second backlog, published after the kill, lands on every partition: the dead member's ones too, which
+    # only a takeover can finish. (Asserting the kill left the first backlog unfinished raced the members:
+    # with write lanes and PostgreSQL's fsync off they recorded 16,584 of 20,000 by then.)
     scoped = scoped_settings(settings, database, topics, batch_max_records=10)
     ports = [free_port(), free_port()]
     members = [start_ingest(scoped, metrics_port=port) for port in ports]
     try:
         await wait_until(lambda: _both(ports, _assigned), within=60, what="both members to own partitions")
-        await publish(scoped, topics.events, backlog("pair", 20_000))
+        await publish(scoped, topics.events, backlog("pair", 10_000))
         await wait_until(lambda: _both(ports, _consumed), within=60, what="both members to consume")
         members[0].send_signal(signal.SIGKILL)
         members[0].wait()
-        assert await recorded(database) < 16_000, "the kill should leave the dead member's partitions unfinished"
+        await publish(scoped, topics.events, backlog("after", 10_000))
         await wait_until(lambda: _at_least(database, 20_000), within=180, what="the survivor to finish the topic")
     finally:
         for member in members:
