@@ -156,57 +156,63 @@ FIRST_WRITE = int("18EC532A88E3E431", 16)
 async def test_write_lanes_keep_each_partitions_order_and_a_trickle_is_written_whole(
     settings: Settings, database: PostgresSettings, topics: Topics
 ) -> None:
-    """Uploads read in batches of six, split across two lanes (the second one slow), then most of them
-    removed, one event at a time, so each is written whole by the first lane: a removal written before its
-    upload's transaction committed would find nothing to cancel, and leave that upload's jobs live."""
-    scoped = scoped_settings(settings, database, topics, write_lanes=2, batch_max_records=6)
+    """Uploads read in one batch split across two lanes, the second lane held before it writes; then most of
+    them removed, one event at a time, so each is written whole by the first lane. The first removal is of
+    an upload the held lane carries: written before that upload, it would find nothing to cancel, and the
+    upload, older than its removal, would start nothing."""
+    scoped = scoped_settings(settings, database, topics, write_lanes=2, batch_max_records=16)
     names = [f"lanes/{n:03d}.csv" for n in range(16)]
     uploads: list[tuple[bytes | None, bytes]] = [
         (f"uploads/{name}".encode(), minio_message("uploads", name, sequencer=f"{FIRST_WRITE + n:X}"))
         for n, name in enumerate(names)
     ]
-    removed = names[:12]
-    removals = [(f"uploads/{name}".encode(), minio_message("uploads", name, sequencer=f"{FIRST_WRITE + 10**9:X}",
-                                                           event_name="s3:ObjectRemoved:Delete"))
-                for name in removed]  # fmt: skip
     await publish(scoped, topics.events, uploads)
     widths: list[int] = []
+    held_keys: list[str] = []
+    holding, release = asyncio.Event(), asyncio.Event()
 
     async with running_ingestor(scoped, CSV_ONLY) as ingestor:
         finish = ingestor._finish
 
-        async def second_lane_slow(fetched: Fetched) -> BatchReport:
+        async def second_lane_held(fetched: Fetched) -> BatchReport:
             widths.append(fetched.width)
-            if fetched.lane == 1:
-                await asyncio.sleep(0.5)
+            if fetched.lane == 1 and not release.is_set():
+                held_keys.extend(r.key.decode().split("/", 1)[1] for r in fetched.records if r.key)
+                holding.set()
+                await release.wait()
             return await finish(fetched)
 
-        ingestor._finish = second_lane_slow  # type: ignore[method-assign]
+        ingestor._finish = second_lane_held  # type: ignore[method-assign]
         stop = asyncio.Event()
         consuming = asyncio.create_task(ingestor.run(stop))
-        await asyncio.sleep(0.3)  # the uploads are fetched; the second lane still holds some
-        for removal in removals:
-            await publish(scoped, topics.events, [removal])
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(holding.wait(), timeout=30)
+        removed = [held_keys[0], *[name for name in names[:12] if name != held_keys[0]]][:12]
+        for n, name in enumerate(removed):
+            removal = minio_message("uploads", name, sequencer=f"{FIRST_WRITE + 10**9:X}",
+                                    event_name="s3:ObjectRemoved:Delete")  # fmt: skip
+            await publish(scoped, topics.events, [(f"uploads/{name}".encode(), removal)])
+            if n == 0:
+                await asyncio.sleep(1.0)  # the first lane is free: time to overtake the held one, were it let
+                release.set()
 
         async def all_recorded() -> bool:
-            return len(await counts(database)) == len(uploads) + len(removals)
+            return len(await counts(database)) == len(uploads) + len(removed)
 
         await wait_until(all_recorded, within=60, what="every event recorded")
         stop.set()
         await consuming
 
-    assert {1, 2} <= set(widths), "full batches split across both lanes, single events written whole"
+    assert {1, 2} <= set(widths), "the uploads split across both lanes, each removal written whole"
     conn = await connect(database)
     try:
         jobs = await job_queries.list_jobs(conn, JobFilter(source_bucket="uploads"), limit=1000)
     finally:
         await conn.close()
     live = Counter(j.source_key for j in jobs if j.status in (JobStatus.BLOCKED, JobStatus.PENDING))
-    assert live == {name: 2 for name in names[12:]}, "only the uploads never removed keep jobs"
+    assert live == {name: 2 for name in names if name not in removed}, "only the uploads never removed keep jobs"
     assert len(jobs) == 2 * len(names), "every upload started its pipeline before its removal cancelled it"
     committed = await committed_offsets(scoped)
-    assert len(committed) == 4 and sum(committed.values()) == len(uploads) + len(removals), "offsets not committed"
+    assert len(committed) == 4 and sum(committed.values()) == len(uploads) + len(removed), "offsets not committed"
 
 
 async def test_a_lane_that_fails_stops_the_ingestor_loudly_and_commits_nothing_of_its_own(
