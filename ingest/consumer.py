@@ -382,12 +382,15 @@ class _Lanes:
     """The write lanes of one ``run``: a queue each, and how many batches they hold that are not written."""
 
     def __init__(self, count: int) -> None:
-        self.count = count
         self.queues: list[asyncio.Queue[Fetched | None]] = [asyncio.Queue(maxsize=1) for _ in range(count)]
         self._unwritten = 0
         self._all_written = asyncio.Event()
         self._all_written.set()
         self._width = 1  # how many lanes the batches handed over were split across
+
+    @property
+    def count(self) -> int:
+        return len(self.queues)
 
     async def hand_over(self, part: Fetched) -> None:
         """Queue ``part`` on its lane; when batches change width, first let every earlier one be written (a

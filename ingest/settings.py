@@ -14,11 +14,13 @@ class IngestSettings(BaseModel):
     """How the ingestor consumes bucket events and turns them into jobs."""
 
     group_id: str = "conveyor-ingest"
-    #: Each batch is one PostgreSQL transaction: at most this many records, gathered for at most this long.
+    #: Each batch is read from Kafka at once: at most this many records, gathered for at most this long. It is
+    #: one PostgreSQL transaction, or one per lane it is split across (see ``write_lanes``).
     batch_max_records: int = Field(500, ge=1, le=100_000)
     batch_max_wait_ms: int = Field(50, ge=0, le=60_000)
     #: Batches written at once, each in its own transaction: a partition always goes to the same lane (its
-    #: number modulo the lanes), so its events are written and its offsets committed in order.
+    #: number modulo the lanes), so its events are written and its offsets committed in order. A batch of
+    #: fewer than a quarter of ``batch_max_records`` is written whole, by one lane.
     write_lanes: int = Field(4, ge=1, le=16)
     #: A message larger than this is dead-lettered unread.
     max_message_bytes: int = Field(1_048_576, ge=1024)
