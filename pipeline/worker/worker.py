@@ -18,7 +18,6 @@ import random
 import socket
 import time
 import uuid
-from collections import deque
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -38,6 +37,7 @@ from conveyor.pipeline.lifecycle.periodic import every
 from conveyor.pipeline.lifecycle.tasks import Supervisor
 from conveyor.pipeline.maintenance.leader import MaintenanceLeader
 from conveyor.pipeline.worker import health
+from conveyor.pipeline.worker.claim_ahead import CLAIM_AHEAD_PER_SLOT, RecentFinishes
 from conveyor.pipeline.worker.completer import Completer
 from conveyor.pipeline.worker.metrics import WorkerMetrics
 from conveyor.pipeline.worker.running import STOPPED, Outcome, Running, StopReason
@@ -45,11 +45,6 @@ from conveyor.pipeline.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-#: At most this many jobs per slot are claimed ahead (bench/RESULTS.md: one claim per 16 no-op jobs
-#: was half a worker's time in round trips). At 4, a 16-slot process draining no-op jobs claimed 80 at a
-#: time and waited for them to run before claiming again; at 16 the claim-ahead window binds instead
-#: (about 20 ms of work), the next claim overlaps the jobs before it, and no-op jobs ran a fifth faster.
-CLAIM_AHEAD_PER_SLOT = 16
 _UNSTORABLE = "a NUL character, a lone surrogate or a non-finite number"
 
 
@@ -84,8 +79,8 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._busy = 0  # jobs holding a slot (running their handler)
-        #: When the last jobs finished (monotonic): how many may be claimed ahead of free slots.
-        self._finished_at: deque[float] = deque(maxlen=settings.concurrency * CLAIM_AHEAD_PER_SLOT)
+        #: The jobs that finished lately: as many may be claimed ahead of free slots.
+        self._finished = RecentFinishes(settings.claim_ahead_seconds, settings.concurrency * CLAIM_AHEAD_PER_SLOT)
         self._job_loggers: dict[str, logging.Logger] = {}
         self.metrics.slots_busy.set_function(lambda: self._busy)  # read when scraped, not set per job
         self._counts = {"completed": 0, "failed": 0}
@@ -155,19 +150,7 @@ class Worker:
     @property
     def free_slots(self) -> int:
         """Jobs this worker may claim now: its free slots, plus those it may claim ahead."""
-        return self.settings.concurrency + self._ahead() - len(self.running)
-
-    def _ahead(self) -> int:
-        """How many jobs to claim ahead of free slots: as many as finished within ``claim_ahead_seconds``.
-
-        Fast jobs (a backlog draining quickly) keep up to ``CLAIM_AHEAD_PER_SLOT`` more per slot claimed,
-        each waiting about the window for a slot; a long job never waits here while another worker is free.
-        """
-        window = self.settings.claim_ahead_seconds
-        if not window or not self._finished_at:
-            return 0
-        since = time.monotonic() - window
-        return sum(1 for finished in self._finished_at if finished >= since)
+        return self.settings.concurrency + self._finished.count(time.monotonic()) - len(self.running)
 
     async def claim_once(self, trigger: str = "poll") -> int:
         """Claim up to the free slots in one statement and start the jobs; the number started."""
@@ -214,7 +197,7 @@ class Worker:
         finally:
             if started is not None:
                 self.metrics.run_seconds_of(job.job_type, outcome).observe(time.monotonic() - started)
-                self._finished_at.append(time.monotonic())
+                self._finished.add(time.monotonic())
                 self._busy -= 1
             self.running.pop(job.id, None)
             self._slot_freed.set()

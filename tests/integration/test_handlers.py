@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import io
 import logging
@@ -14,7 +15,8 @@ from minio import Minio
 from conveyor.db.records import JobFilter
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.handlers.base import JobContext, PermanentFailure
-from conveyor.pipeline.storage.client import object_exists
+from conveyor.pipeline.handlers.checksum import HASH_BESIDE_FROM_BYTES
+from conveyor.pipeline.storage.client import CHUNK_BYTES, object_exists
 from tests.integration import samples
 from tests.integration.conftest import put_bytes, run_handler
 
@@ -35,6 +37,19 @@ async def test_checksum_verifies_a_single_part_etag(engine: Engine, s3: Minio, s
     result = await run_handler(engine, s3, "checksum", scratch_bucket, "small.txt")
     assert result["md5"] == "5d41402abc4b2a76b9719d911017c592" == result["etag"]
     assert result["etag_verified"] is True
+
+
+@pytest.mark.parametrize("size", [HASH_BESIDE_FROM_BYTES - 1, HASH_BESIDE_FROM_BYTES, 3 * CHUNK_BYTES + 7])
+async def test_checksum_in_place_and_beside_agree_with_the_single_part_etag(
+    engine: Engine, s3: Minio, scratch_bucket: str, size: int
+) -> None:
+    """Below the threshold both digests run in place; from it the MD5 runs in a thread, over one or more chunks."""
+    data = hashlib.sha256(str(size).encode()).digest() * (size // 32 + 1)
+    await put_bytes(s3, scratch_bucket, "sized.bin", data[:size])
+    result = await run_handler(engine, s3, "checksum", scratch_bucket, "sized.bin")
+    assert result["sha256"] == hashlib.sha256(data[:size]).hexdigest()
+    assert result["md5"] == hashlib.md5(data[:size]).hexdigest() == result["etag"]
+    assert result["size"] == size and result["etag_verified"] is True
 
 
 @pytest.mark.parametrize(
