@@ -17,7 +17,7 @@ import orjson
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-from conveyor.db.errors import DatabaseError, DatabaseUnavailable, UniqueViolation
+from conveyor.db.errors import DatabaseError, DatabaseUnavailable, TransactionConflict, UniqueViolation
 from conveyor.db.settings import PostgresSettings
 from conveyor.db.sql import QUERIES
 
@@ -47,11 +47,17 @@ _UNAVAILABLE = (
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Re-raise asyncpg and socket errors as :class:`DatabaseUnavailable` / :class:`DatabaseError`."""
+    """Re-raise asyncpg and socket errors as :class:`DatabaseUnavailable` (:class:`TransactionConflict` for a
+    transaction PostgreSQL rolled back to break a conflict) / :class:`DatabaseError`."""
     try:
         yield
     except asyncpg.exceptions.UniqueViolationError as exc:
         raise UniqueViolation(str(exc), constraint=exc.constraint_name) from exc
+    except asyncpg.exceptions.TransactionRollbackError as exc:
+        # A deadlock's victim or a serialization failure (SQLSTATE class 40): nothing was wrong with the
+        # statement, and running it again succeeds. As a DatabaseError it would be judged the statement's
+        # fault: a completion that lost a deadlock failed its job permanently.
+        raise TransactionConflict(f"PostgreSQL rolled the transaction back: {exc}") from exc
     except _UNAVAILABLE as exc:
         raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
     except asyncpg.PostgresError as exc:

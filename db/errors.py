@@ -5,8 +5,9 @@ lowest layer: ``pipeline`` and ``ingest`` extend the tree in their own ``errors`
 
     ConveyorError
     ├── ConfigurationError          a setting is missing or invalid
-    ├── ServiceUnavailable          a backing service (PostgreSQL, Redis, Kafka, S3) cannot be reached
-    │   └── DatabaseUnavailable
+    ├── ServiceUnavailable          a backing service (PostgreSQL, Redis, Kafka, S3) cannot serve us now
+    │   ├── DatabaseUnavailable
+    │   └── TransactionConflict     PostgreSQL rolled back a deadlock's victim: the same work succeeds again
     ├── DatabaseError               PostgreSQL answered with an error we did not expect
     │   └── UniqueViolation
     └── MigrationError              the migrations on disk and in the database disagree
@@ -42,6 +43,10 @@ class ServiceUnavailable(ConveyorError):
 
 class DatabaseUnavailable(ServiceUnavailable):
     """PostgreSQL cannot be reached."""
+
+
+class TransactionConflict(ServiceUnavailable):
+    """PostgreSQL rolled the transaction back to break a deadlock or a serialization conflict."""
 
 
 class DatabaseError(ConveyorError):

@@ -7,14 +7,17 @@ is split in halves until the refused completion stands alone; that one is handed
 worker fails its job permanently) and every other completion of the batch is written.
 
 Until a completion is written its job stays held: :meth:`Completer.held` lists them, so the worker keeps
-extending their leases and the rescuer never takes back a job whose result is on its way.
+extending their leases and the rescuer never takes back a job whose result is on its way. The worker's
+heartbeat runs :meth:`Completer.between_writes`: a heartbeat and a completion batch lock the same jobs,
+in whatever order their plans take, and run at once they deadlocked under load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from conveyor.db.errors import DatabaseError, ServiceUnavailable
@@ -45,11 +48,18 @@ class Completer:
         self._added = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._turn = asyncio.Lock()
 
     def add(self, job: JobRow, result: Any) -> None:
         self._pending.append(JobResult(job, result))
         self._idle.clear()
         self._added.set()
+
+    @asynccontextmanager
+    async def between_writes(self) -> AsyncIterator[None]:
+        """No batch is written while the block runs (one in flight finishes first)."""
+        async with self._turn:
+            yield
 
     def held(self) -> list[JobRow]:
         """Jobs whose completion is added but not written yet (their leases must be kept)."""
@@ -80,7 +90,8 @@ class Completer:
     async def _write(self, batch: list[JobResult]) -> None:
         while True:
             try:
-                completed = await self._engine.complete_many(batch)
+                async with self._turn:
+                    completed = await self._engine.complete_many(batch)
             except ServiceUnavailable as exc:
                 log.warning("completions not written yet (%s); retrying", exc)
                 await asyncio.sleep(RETRY_SECONDS)

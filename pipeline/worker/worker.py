@@ -111,8 +111,9 @@ class Worker:
         """Extend running jobs' leases (stopping those cancelled or lost), refresh liveness, maybe log health."""
         asked = list(self.running.values())
         # Jobs whose result waits in the completer are still ours: their leases must outlive the write.
-        writing = [HeldJob(job.id, job.attempts) for job in self.completer.held()]
-        held = await self.engine.heartbeat([HeldJob(r.job.id, r.job.attempts) for r in asked] + writing)
+        async with self.completer.between_writes():
+            writing = [HeldJob(job.id, job.attempts) for job in self.completer.held()]
+            held = await self.engine.heartbeat([HeldJob(r.job.id, r.job.attempts) for r in asked] + writing)
         # Judge only the jobs we asked about: a job claimed while the heartbeat was in flight is not lost.
         for running in asked:
             if running.job.id not in held:
