@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -270,6 +271,26 @@ def _steady(section: report.Section, figures: e2e_bench.E2EFigures) -> None:
         f"Highest rate held for {e2e_bench.HELD_SECONDS} s: **{held.rate:,.0f} uploads/s** ({held.rate * 3:,.0f} "
         f"jobs/s) = **{ratio:.0%}** of the I/O floor (target ≥ 50%: {'met' if ratio >= 0.5 else 'missed'})."
     )
+    _cpu_per_upload(section, figures, held)
+
+
+def _cpu_per_upload(section: report.Section, figures: e2e_bench.E2EFigures, held: e2e_bench.Steady) -> None:
+    """Where one upload's CPU went, held rate beside the floor: what the pipeline adds to the requests."""
+    uploads = sum(held.uploads)
+    pipeline = {role: seconds / uploads * 1000 for role, seconds in held.cpu_seconds.items()}
+    floor = {role: seconds * 1000 for role, seconds in figures.floor_cpu.items()}
+    roles = sorted(pipeline.keys() | floor.keys(), key=lambda role: -max(pipeline.get(role, 0), floor.get(role, 0)))
+    rows = [[role, f"{floor.get(role, 0):.2f}", f"{pipeline.get(role, 0):.2f}"] for role in roles]
+    rows.append(["**all**", f"**{sum(floor.values()):.2f}**", f"**{sum(pipeline.values()):.2f}**"])
+    busy = sum(held.cpu_seconds.values()) / held.span_seconds
+    section.text(
+        f"Where the CPU of one upload went (milliseconds of CPU per upload, from /proc): the floor's run, and the "
+        f"{held.rate:,.0f}/s run from its first upload until its backlog drained. The floor kept "
+        f"{sum(figures.floor_cpu.values()) * figures.floor_rate:.2f} of the {os.cpu_count()} cores busy, the "
+        f"pipeline's run {busy:.2f}: where both are near the whole machine, the rate held is about the floor's "
+        "times the ratio of the two totals."
+    )
+    section.table(["process", "floor ms/upload", f"pipeline at {held.rate:,.0f}/s ms/upload"], rows)
 
 
 def delivery_section(settings: settings_module.Settings, default_running: tuple[float, float] | None) -> report.Section:

@@ -10,6 +10,9 @@ last 20 s. The rate is found by bisection between nothing and the floor, startin
 target): ``TRIALS`` runs of 60 s. The I/O floor beside it: the same 8 threads doing
 each upload's S3 requests alone (the PUT, then the HEAD and three GETs its three jobs make), with no
 conveyor watching the bucket.
+
+Beside both, where the CPU went (bench/cpu.py): each process's CPU seconds per upload over the floor's run
+and over each paced run (from its first upload until its backlog drained), so a miss names its cause.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import os
 import statistics
 import tempfile
 import time
@@ -31,12 +35,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench import cpu
 from conveyor.db import events as event_queries
 from conveyor.db.connection import connect
 from conveyor.db.records import JobRow
 from conveyor.db.sql import parse
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.settings import Settings
+from tests.conftest import stack_status
 from tests.e2e.system import System, running_system
 
 OUT = Path(__file__).parent
@@ -52,6 +58,8 @@ class E2EFigures:
     #: Event recorded by the ingestor -> first job RUNNING (conveyor's own part of the latency).
     recorded_to_running_ms: list[float]
     floor_rate: float
+    #: CPU seconds per upload of the floor's run, by role (see :func:`cpu_reading`).
+    floor_cpu: dict[str, float]
     trials: list[Steady]
 
     @property
@@ -119,6 +127,10 @@ class Steady:
     uploads: list[int]
     completed: list[int]
     backlog: list[int]
+    #: CPU seconds by role from the first upload until the backlog drained (see :func:`cpu_reading`), and
+    #: that span's length.
+    cpu_seconds: dict[str, float]
+    span_seconds: float
 
     @property
     def kept_pace(self) -> bool:
@@ -129,8 +141,9 @@ class Steady:
         return self.kept_pace and max(self.backlog[-20:]) <= 2 * self.rate
 
 
-def io_floor(settings: Settings, count: int = 3000) -> float:
-    """Uploads/s of the S3 requests alone: PUT, HEAD and GETs, THREADS at a time, in a bucket of its own."""
+def io_floor(settings: Settings, count: int = 3000) -> tuple[float, dict[str, float]]:
+    """Uploads/s of the S3 requests alone (PUT, HEAD and GETs, THREADS at a time, in a bucket of its own),
+    and the CPU seconds per upload they cost, by role."""
     client, bucket = s3_client(settings.s3), f"conveyor-bench-floor-{uuid.uuid4().hex[:8]}"
     client.make_bucket(bucket)
     body = b"id,v\n1,2\n3,4\n"
@@ -145,14 +158,29 @@ def io_floor(settings: Settings, count: int = 3000) -> float:
             response.release_conn()
 
     try:
-        started = time.perf_counter()
+        before, started = cpu_reading(), time.perf_counter()
         with ThreadPoolExecutor(THREADS) as pool:
             list(pool.map(upload, range(count)))
-        return count / (time.perf_counter() - started)
+        seconds, spent = time.perf_counter() - started, cpu.spent(before, cpu_reading())
+        return count / seconds, {role: used / count for role, used in spent.items()}
     finally:
         for n in range(count):
             client.remove_object(bucket, f"floor/{n:05d}.csv")
         client.remove_bucket(bucket)
+
+
+#: The stack's services by their name in ``conveyor stack status``, as the report names them.
+STACK_ROLES = {"postgres": "PostgreSQL", "kafka": "Kafka", "minio": "MinIO", "redis": "Redis"}
+LOAD = "the client threads (the floor: every request; the pipeline: the PUTs) and the watcher"
+
+
+def cpu_reading(system: System | None = None) -> dict[str, float]:
+    """CPU seconds so far of the stack's services, of `conveyor run`'s processes by command, and of this one."""
+    status = stack_status()
+    trees = {role: status[name]["pid"] for name, role in STACK_ROLES.items()}
+    if system is not None:
+        trees["conveyor run"] = system.process.pid
+    return cpu.reading(trees, {LOAD: os.getpid()})
 
 
 def steady(system: System, rate: float, prefix: str) -> Steady:
@@ -175,7 +203,7 @@ def steady(system: System, rate: float, prefix: str) -> Steady:
 async def _watch(system: System, rate: float, pace: Any, started: float, uploaded: list[int], count: int) -> Steady:
     conn = await connect(system.settings.postgres)
     try:
-        before = await conn.fetchval(SQL["bench_completed"])
+        before, cpu_before, span = await conn.fetchval(SQL["bench_completed"]), cpu_reading(system), time.monotonic()
         pacers = [asyncio.create_task(asyncio.to_thread(pace)) for _ in range(THREADS)]
         uploads, completed, backlog = [], [], []
         last_uploaded, last_completed = 0, 0
@@ -191,7 +219,8 @@ async def _watch(system: System, rate: float, pace: Any, started: float, uploade
         deadline = time.monotonic() + 180
         while (await conn.fetchval(SQL["bench_completed"]) - before) < 3 * count and time.monotonic() < deadline:  # noqa: ASYNC110 - polling the database
             await asyncio.sleep(0.5)
-        return Steady(rate, uploads, completed, backlog)
+        spent = cpu.spent(cpu_before, cpu_reading(system))
+        return Steady(rate, uploads, completed, backlog, spent, time.monotonic() - span)
     finally:
         await conn.close()
 
@@ -233,7 +262,7 @@ def plot(figures: E2EFigures) -> list[str]:
 
 
 def run(settings: Settings, *, light: int = 200) -> E2EFigures:
-    floor = io_floor(settings)
+    floor, floor_cpu = io_floor(settings)
     trials: list[Steady] = []
     with tempfile.TemporaryDirectory() as tmp, running_system(settings, Path(tmp)) as system:
         time.sleep(3)  # let the autoscaled workers register and subscribe to wake-ups
@@ -243,4 +272,4 @@ def run(settings: Settings, *, light: int = 200) -> E2EFigures:
             rate = round((low + high) / 2)
             trials.append(steady(system, rate, f"steady{n}"))
             low, high = (rate, high) if trials[-1].held else (low, rate)
-    return E2EFigures(to_running, to_complete, to_recorded, recorded_to_running, floor, trials)
+    return E2EFigures(to_running, to_complete, to_recorded, recorded_to_running, floor, floor_cpu, trials)
