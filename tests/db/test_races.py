@@ -14,13 +14,15 @@ import pytest
 
 from conveyor.db import admin, events, jobs
 from conveyor.db.connection import Connection, acquire
-from conveyor.db.records import Completion, CompletionRow, HeldJob, JobStatus, NewDeadLetter
+from conveyor.db.errors import DatabaseError
+from conveyor.db.records import Completion, CompletionRow, HeldJob, JobRow, JobStatus, NewDeadLetter
 from conveyor.ingest.deadletters import Replayer
 from conveyor.ingest.events import parse_message
 from conveyor.ingest.routing import load_rules, route
 from conveyor.ingest.store import Positioned, store_events
 from conveyor.pipeline.engine import Engine, EngineTransaction, JobConflict, JobSpec
 from conveyor.pipeline.maintenance.rescuer import Rescuer
+from conveyor.pipeline.worker.completer import Completer
 from tests.db.conftest import FakeClock
 from tests.events import minio_message
 
@@ -136,6 +138,48 @@ async def test_a_heartbeat_racing_a_rescue_cannot_revive_the_lapsed_attempt(engi
         await jobs.rescue_expired(rescuer, limit=10, now=clock())
         beat = await blocked(engine, engine.heartbeat([HeldJob(job.id, job.attempts)]))
     assert await beat == {}, "the worker learns its job is gone and stops it"
+
+
+LOCK_ROW = "UPDATE job_rows SET lease_expires_at = lease_expires_at WHERE id = $1"
+
+
+async def test_no_completion_batch_is_written_while_the_workers_heartbeat_runs(engine: Engine) -> None:
+    """A heartbeat and a completion batch lock the same jobs, in whatever order their plans take: run at
+    once under load they deadlocked. The worker's heartbeat runs between its completer's writes."""
+    job = await running(engine)
+    completer = Completer(engine)
+    completer.add(job, {"ok": True})
+    async with completer.between_writes():
+        flush = asyncio.ensure_future(completer.flush())
+        await asyncio.sleep(0.3)
+        assert not flush.done() and (await engine.get(job.id)).status is JobStatus.RUNNING, "the write waits"
+        assert await engine.heartbeat([HeldJob(job.id, job.attempts)]) == {job.id: False}
+    await flush
+    assert (await engine.get(job.id)).status is JobStatus.COMPLETED
+
+
+async def test_a_completion_that_loses_a_deadlock_is_written_again_not_failed(engine: Engine) -> None:
+    """The completion locks its job, then waits for the child another transaction holds; that one then waits
+    for the job. PostgreSQL rolls back the completion (it waited first): a batch of one, which a refusal
+    would have failed permanently."""
+    dag = await engine.create_dag([JobSpec(job_type="race", name="parent"),
+                                   JobSpec(job_type="race", name="child", depends_on=["parent"])])  # fmt: skip
+    (parent,) = await engine.claim(WORKER, job_types=["race"])
+    refused: list[JobRow] = []
+
+    async def on_refused(job: JobRow, error: DatabaseError) -> None:
+        refused.append(job)
+
+    completer = Completer(engine, on_refused=on_refused)
+    completer.add(parent, {"ok": True})
+    async with held_open(engine) as other:
+        await other.execute(LOCK_ROW, dag.ids["child"])
+        flush = await blocked(engine, completer.flush())
+        await other.execute(LOCK_ROW, parent.id)  # waits until the deadlock's victim, the completion, rolls back
+    await flush
+    assert refused == [], "a rolled-back completion is not the result's fault"
+    assert (await engine.get(parent.id)).status is JobStatus.COMPLETED
+    assert (await engine.get(dag.ids["child"])).status is JobStatus.PENDING, "and its child was released"
 
 
 def _letter(value: bytes, offset: int) -> NewDeadLetter:
