@@ -33,14 +33,15 @@ async def checksum(ctx: JobContext) -> dict[str, Any]:
 
 
 def _digest(ctx: JobContext, bucket: str, key: str, version: str | None) -> tuple[str, str, int, str]:
-    sha256, md5, size = hashlib.sha256(), _Beside(hashlib.md5(usedforsecurity=False)), 0
+    sha256, size = hashlib.sha256(), 0
     with ExitStack() as stack, translate_s3_errors(f"reading s3://{bucket}/{key}"):
         response = ctx.s3.get_object(bucket, key, version_id=version)
         stack.callback(response.release_conn)
         stack.callback(response.close)
         etag = (response.headers.get("ETag") or "").strip('"')
-        if int(response.headers.get("Content-Length") or HASH_BESIDE_FROM_BYTES) >= HASH_BESIDE_FROM_BYTES:
-            md5.pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        large = int(response.headers.get("Content-Length") or HASH_BESIDE_FROM_BYTES) >= HASH_BESIDE_FROM_BYTES
+        md5 = _Beside(hashlib.md5(usedforsecurity=False),
+                      stack.enter_context(ThreadPoolExecutor(max_workers=1)) if large else None)  # fmt: skip
         for chunk in response.stream(CHUNK_BYTES):
             ctx.check_cancelled()
             md5.update(chunk)
@@ -53,18 +54,17 @@ def _digest(ctx: JobContext, bucket: str, key: str, version: str | None) -> tupl
 class _Beside:
     """A digest updated in ``pool``'s thread while the caller hashes the same chunk, or in place without one."""
 
-    def __init__(self, digest: Any) -> None:
-        self.digest = digest
-        self.pool: ThreadPoolExecutor | None = None
+    def __init__(self, digest: Any, pool: ThreadPoolExecutor | None) -> None:
+        self.digest, self._pool = digest, pool
         self._pending: Future[None] | None = None
 
     def update(self, chunk: bytes) -> None:
         """Feed ``chunk`` once the previous one is in (a digest takes its chunks in order)."""
-        if self.pool is None:
+        if self._pool is None:
             self.digest.update(chunk)
             return
         self.wait()
-        self._pending = self.pool.submit(self.digest.update, chunk)
+        self._pending = self._pool.submit(self.digest.update, chunk)
 
     def wait(self) -> None:
         if self._pending is not None:
