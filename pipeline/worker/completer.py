@@ -1,8 +1,10 @@
 """Writing completions in batches: as many as piled up while the previous write was in flight.
 
-At light load each completion is written at once (a batch of one); under load, completions that finish
-while a write is running go out together in the next ``complete_many``, which is where a PostgreSQL
-queue gets its throughput. A batch is retried while PostgreSQL is unavailable. A batch PostgreSQL refuses
+At light load each completion is written at once (a batch of one). Under load, completions that finish
+while a write is running go out together in the next ``complete_many``, and a batch that would start
+within ``interval`` seconds of the last one waits out the rest of it (or until ``full`` completions are
+waiting): one transaction, and one commit's flush, for several jobs instead of one each. That is where
+a PostgreSQL queue gets its throughput. A batch is retried while PostgreSQL is unavailable. A batch PostgreSQL refuses
 is split in halves until the refused completion stands alone; that one is handed to ``on_refused`` (the
 worker fails its job permanently) and every other completion of the batch is written.
 
@@ -15,6 +17,7 @@ in whatever order their plans take, and run at once they deadlocked under load.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -41,8 +44,13 @@ class Completer:
         engine: Engine,
         on_written: Callable[[list[JobRow]], None] = lambda jobs: None,
         on_refused: Callable[[JobRow, DatabaseError], Awaitable[None]] = _log_refusal,
+        interval: float = 0.0,
+        full: int = 1,
     ) -> None:
         self._engine, self._on_written, self._on_refused = engine, on_written, on_refused
+        self._interval, self._full = interval, full
+        self._last_start = -interval  # loop time the last batch started
+        self._filled = asyncio.Event()
         self._pending: list[JobResult] = []
         self._writing: list[JobResult] = []
         self._added = asyncio.Event()
@@ -54,6 +62,8 @@ class Completer:
         self._pending.append(JobResult(job, result))
         self._idle.clear()
         self._added.set()
+        if len(self._pending) >= self._full:
+            self._filled.set()
 
     @asynccontextmanager
     async def between_writes(self) -> AsyncIterator[None]:
@@ -67,10 +77,22 @@ class Completer:
 
     async def run(self) -> None:
         """Write until cancelled (call :meth:`drain` first to lose nothing)."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._added.wait()
+            await self._fill(self._last_start + self._interval - loop.time())
             self._added.clear()
+            self._last_start = loop.time()
             await self.flush()
+
+    async def _fill(self, wait: float) -> None:
+        """Wait up to ``wait`` seconds, or less once ``full`` completions are waiting."""
+        if wait <= 0 or len(self._pending) >= self._full:
+            return
+        self._filled.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._filled.wait()
 
     async def flush(self) -> None:
         """Write everything added so far. If this raises, nothing is forgotten: the next flush retries it."""

@@ -15,6 +15,14 @@ class WorkerSettings(BaseModel):
     poll_jitter: float = Field(0.2, ge=0, le=1)
     #: When full, wait this long after a slot frees before claiming, so one claim fills several slots.
     claim_cooldown_seconds: float = Field(0.005, ge=0, le=1)
+    #: A wake-up within this long of the last claim waits out the rest: under load the wake-ups that
+    #: arrive meanwhile become one claim of several jobs instead of a claim each. At light load (a claim
+    #: longer ago than this) a wake-up claims at once.
+    wakeup_claim_interval_seconds: float = Field(0.02, ge=0, le=1)
+    #: Under load, a batch of completions waits until this long after the last one started (or until
+    #: `concurrency` completions wait), so one transaction writes several. At light load each is written
+    #: at once.
+    completion_interval_seconds: float = Field(0.02, ge=0, le=1)
     #: Claim ahead of free slots when jobs finish fast: as many extra jobs as finished in the last this many
     #: seconds (at most 16 x `concurrency`), so each waits about this long for a slot and one claim feeds the
     #: slots for a while instead of one claim per freed slot. Long jobs finish too slowly to be claimed

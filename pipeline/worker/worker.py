@@ -72,7 +72,9 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.job_types = self._job_types()
         self.running: dict[uuid.UUID, Running] = {}
-        self.completer = Completer(engine, self._completed, self._refused)
+        self.completer = Completer(
+            engine, self._completed, self._refused, settings.completion_interval_seconds, full=settings.concurrency
+        )
         self.supervisor = Supervisor(metrics.task_failures)
         self.listener = WakeupListener(redis, redis_settings, self.job_types)
         self.draining = False
@@ -80,6 +82,7 @@ class Worker:
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._busy = 0  # jobs holding a slot (running their handler)
         #: The jobs that finished lately: as many may be claimed ahead of free slots.
+        self._last_claim = -settings.wakeup_claim_interval_seconds  # loop time of the last claim statement
         self._finished = RecentFinishes(settings.claim_ahead_seconds, settings.concurrency * CLAIM_AHEAD_PER_SLOT)
         self._job_loggers: dict[str, logging.Logger] = {}
         self.metrics.slots_busy.set_function(lambda: self._busy)  # read when scraped, not set per job
@@ -157,6 +160,7 @@ class Worker:
         """Claim up to the free slots in one statement and start the jobs; the number started."""
         if self.free_slots <= 0 or self.draining:
             return 0
+        self._last_claim = asyncio.get_running_loop().time()
         jobs = await self.engine.claim(self.id, job_types=self.job_types, limit=self.free_slots)
         self.metrics.claims.labels(trigger).inc()
         now, loop = datetime.now(UTC), asyncio.get_running_loop()
@@ -309,9 +313,17 @@ class Worker:
                 trigger = "backlog"  # a full claim suggests more are ready right now
                 continue
             trigger = await self._wait_for_work(stop, within=await self._rate_limit_wait())
-            if trigger == "slot" and self.free_slots < self.settings.concurrency // 2:
-                # Let a few more slots free up, so one claim fills several instead of one each.
-                await asyncio.sleep(self.settings.claim_cooldown_seconds)
+            await self._cool_down(trigger)
+
+    async def _cool_down(self, trigger: str) -> None:
+        """Under load, let more work pile up before the next claim, so one claim takes several jobs."""
+        if trigger == "slot" and self.free_slots < self.settings.concurrency // 2:
+            # Let a few more slots free up, so one claim fills several instead of one each.
+            await asyncio.sleep(self.settings.claim_cooldown_seconds)
+        elif trigger == "wakeup":
+            wait = self._last_claim + self.settings.wakeup_claim_interval_seconds - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
 
     async def _rate_limit_wait(self) -> float | None:
         """With free slots left: how soon a rate limit holding back a ready job of ours refills a token."""

@@ -1,0 +1,102 @@
+"""Under load a worker lets work pile up for a moment, so one statement serves several jobs: completions
+share a write, and wake-ups arriving close together share a claim. At light load neither waits."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from conveyor.db.records import JobRow, JobStatus
+from conveyor.pipeline.engine import Engine
+from conveyor.pipeline.engine.settings import EngineSettings
+from conveyor.pipeline.engine.wakeup import WakeupPublisher, redis_client
+from conveyor.pipeline.storage.client import s3_client
+from conveyor.pipeline.worker.completer import Completer
+from conveyor.pipeline.worker.metrics import WorkerMetrics
+from conveyor.pipeline.worker.settings import WorkerSettings
+from conveyor.pipeline.worker.worker import Worker
+from conveyor.settings import Settings
+from tests.integration.conftest import wait_until
+from tests.integration.test_worker_processes import create, registry_with_test_handlers
+
+WORKER = uuid.uuid4()
+
+
+class CountedEngine(Engine):
+    """The real engine, noting the size of every completion batch it writes."""
+
+    def __init__(self, engine: Engine, **options: Any) -> None:
+        super().__init__(engine.pool, **options)
+        self.batches: list[int] = []
+
+    async def complete_many(self, done: Sequence[tuple[JobRow, Any]]) -> set[uuid.UUID]:
+        self.batches.append(len(done))
+        return await super().complete_many(done)
+
+
+async def _status(engine: Engine, job: JobRow) -> JobStatus:
+    return (await engine.get(job.id)).status
+
+
+async def test_a_completion_after_a_quiet_spell_is_written_at_once_and_later_ones_share_a_batch(
+    engine: Engine,
+) -> None:
+    counted = CountedEngine(engine)
+    await create(counted, 3, "test.noop")
+    first, second, third = await counted.claim(WORKER, job_types=["test.noop"], limit=3)
+    # An interval far longer than the test: only the batch filling up can end the wait.
+    completer = Completer(counted, interval=600, full=2)
+    writer = asyncio.create_task(completer.run())
+    try:
+        completer.add(first, {"n": 1})
+        await wait_until(lambda: _done(counted, first), within=10, what="the first completion, written at once")
+        completer.add(second, {"n": 2})
+        await asyncio.sleep(0.3)
+        assert await _status(counted, second) is JobStatus.RUNNING, "within the interval: it waits for company"
+        completer.add(third, {"n": 3})  # two waiting: a full batch goes now
+        await wait_until(lambda: _done(counted, third), within=10, what="the full batch")
+    finally:
+        writer.cancel()
+    assert counted.batches == [1, 2]
+    assert await _status(counted, second) is JobStatus.COMPLETED
+
+
+async def _done(engine: Engine, job: JobRow) -> bool:
+    return await _status(engine, job) is JobStatus.COMPLETED
+
+
+async def test_wakeups_close_together_share_one_claim(engine: Engine, settings: Settings) -> None:
+    redis = redis_client(settings.redis)
+    publisher = WakeupPublisher(redis, settings.redis, debounce_seconds=0)
+    waking = Engine(engine.pool, wakeup=publisher)
+    metrics = WorkerMetrics(CollectorRegistry())
+    worker = Worker(waking, registry_with_test_handlers(), s3_client(settings.s3), redis,
+                    WorkerSettings(job_types=["test.noop"], concurrency=64, poll_interval_seconds=60,
+                                   wakeup_claim_interval_seconds=1.0),
+                    EngineSettings(), settings.redis, metrics)  # fmt: skip
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await worker.listener.connected.wait()
+        await asyncio.sleep(1.2)  # a quiet spell since the worker's first claim
+        ids: list[str] = []
+        for _ in range(20):  # twenty transactions, each followed by a wake-up
+            ids += await create(waking, 1, "test.noop")
+            await asyncio.sleep(0.01)
+        await wait_until(lambda: _all_completed(waking, ids), within=20, what="the twenty jobs")
+    finally:
+        stop.set()
+        await running
+        await publisher.close()
+        await redis.aclose()
+    assert publisher.sent >= 10, "the wake-ups were many"
+    by_wakeup = metrics.claims.labels("wakeup")._value.get()
+    assert 1 <= by_wakeup <= 3, f"{by_wakeup:g} claims for {publisher.sent} wake-ups"
+
+
+async def _all_completed(engine: Engine, ids: list[str]) -> bool:
+    return {(await engine.get(uuid.UUID(job_id))).status for job_id in ids} == {JobStatus.COMPLETED}
