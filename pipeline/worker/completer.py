@@ -4,9 +4,11 @@ At light load each completion is written at once (a batch of one). Under load, c
 while a write is running go out together in the next ``complete_many``, and a batch that would start
 within ``interval`` seconds of the last one waits out the rest of it (or until ``full`` completions are
 waiting): one transaction, and one commit's flush, for several jobs instead of one each. That is where
-a PostgreSQL queue gets its throughput. A batch is retried while PostgreSQL is unavailable. A batch PostgreSQL refuses
-is split in halves until the refused completion stands alone; that one is handed to ``on_refused`` (the
-worker fails its job permanently) and every other completion of the batch is written.
+a PostgreSQL queue gets its throughput.
+
+A batch is retried while PostgreSQL is unavailable. A batch PostgreSQL refuses is split in halves until
+the refused completion stands alone; that one is handed to ``on_refused`` (the worker fails its job
+permanently) and every other completion of the batch is written.
 
 Until a completion is written its job stays held: :meth:`Completer.held` lists them, so the worker keeps
 extending their leases and the rescuer never takes back a job whose result is on its way. The worker's

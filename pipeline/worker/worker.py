@@ -81,8 +81,8 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._busy = 0  # jobs holding a slot (running their handler)
-        #: The jobs that finished lately: as many may be claimed ahead of free slots.
         self._last_claim = -settings.wakeup_claim_interval_seconds  # loop time of the last claim statement
+        #: The jobs that finished lately: as many may be claimed ahead of free slots.
         self._finished = RecentFinishes(settings.claim_ahead_seconds, settings.concurrency * CLAIM_AHEAD_PER_SLOT)
         self._job_loggers: dict[str, logging.Logger] = {}
         self.metrics.slots_busy.set_function(lambda: self._busy)  # read when scraped, not set per job

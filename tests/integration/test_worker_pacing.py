@@ -29,8 +29,8 @@ WORKER = uuid.uuid4()
 class CountedEngine(Engine):
     """The real engine, noting the size of every completion batch it writes."""
 
-    def __init__(self, engine: Engine, **options: Any) -> None:
-        super().__init__(engine.pool, **options)
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine.pool)
         self.batches: list[int] = []
 
     async def complete_many(self, done: Sequence[tuple[JobRow, Any]]) -> set[uuid.UUID]:
