@@ -298,6 +298,13 @@ async def ready_backlog(conn: Connection, job_types: Collection[str]) -> int:
     return ready
 
 
+async def running_count(conn: Connection, job_types: Collection[str]) -> int:
+    """RUNNING jobs of ``job_types`` (every type when empty): what the built-in autoscaler retires on."""
+    with translate_errors():
+        running: int = await conn.fetchval(QUERIES["job_running_count"], list(job_types))
+    return running
+
+
 async def prune(conn: Connection, *, finished_before: datetime, failed_before: datetime, limit: int) -> int:
     """Delete up to ``limit`` old finished jobs; the count deleted."""
     with translate_errors():

@@ -10,3 +10,12 @@ SELECT count(*)::bigint AS ready
 FROM job_rows
 WHERE status = 'PENDING' AND run_at <= now()
   AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]));
+
+-- name: job_running_count
+-- RUNNING jobs of the job types in $1 (every type when empty), from the same partial index: the built-in
+-- autoscaler retires a process only when these would fit, with room to spare, in the processes left. KEDA
+-- does not read it: the HPA's scale-down stabilization window is what keeps a steady load from flapping there.
+SELECT count(*)::bigint AS running
+FROM job_rows
+WHERE status = 'RUNNING'
+  AND (cardinality($1::text[]) = 0 OR job_type = ANY($1::text[]));

@@ -26,6 +26,11 @@ class QueueStats:
         async with acquire(self._pool) as conn:
             return await job_queries.ready_backlog(conn, job_types)
 
+    async def running(self, job_types: Collection[str] = ()) -> int:
+        """RUNNING jobs of ``job_types`` (every type when empty), claimed ahead or started."""
+        async with acquire(self._pool) as conn:
+            return await job_queries.running_count(conn, job_types)
+
     async def running_past_lease(self) -> int:
         """RUNNING jobs whose lease already lapsed: a rescue is due."""
         async with acquire(self._pool) as conn:

@@ -1,8 +1,13 @@
 """Autoscaling worker processes: more when the ready backlog per process stays high, fewer when idle.
 
-``decide()`` is pure; :class:`Autoscaler` applies it: ``run_once()`` reads the backlog (from the cheap
-depth query), decides, and starts or retires one process. A retired process gets SIGTERM and shuts down
-gracefully (its running jobs finish or go back unrun).
+``decide()`` is pure; :class:`Autoscaler` applies it: ``run_once()`` reads the load (ready and running
+jobs, from the partial index of live jobs), decides, and starts or retires one process. A retired process
+gets SIGTERM and shuts down gracefully (its running jobs finish or go back unrun).
+
+Idle is more than "nothing ready": under a steady load, jobs are claimed the moment they are ready, so
+most checks see no backlog while every process is busy. A process is retired only when nothing is ready
+and the jobs running would fill at most half the slots of the processes left; otherwise the next checks
+would find the backlog again and start a process back (each start costs a new interpreter's imports).
 """
 
 from __future__ import annotations
@@ -37,27 +42,44 @@ class Bounds:
         return cls(int(low), int(high))
 
 
+#: A process is retired only if the jobs running would fill at most this share of the slots left.
+RETIRE_AT_MOST_BUSY = 0.5
+
+
+@dataclass(frozen=True)
+class Load:
+    """One observation of the supervised job types: jobs ready to claim, and jobs running."""
+
+    ready: int
+    running: int
+
+
 @dataclass
 class Pressure:
-    """Consecutive checks with a backlog above the threshold, and with no backlog at all."""
+    """Consecutive checks with a backlog above the threshold, and with one process to spare."""
 
     busy: int = 0
     idle: int = 0
 
 
-def decide(backlog: int, processes: int, pressure: Pressure, bounds: Bounds, per_process: int, patience: int) -> int:
+def decide(load: Load, processes: int, pressure: Pressure, bounds: Bounds, settings: WorkerSettings) -> int:
     """+1, -1 or 0 processes. ``pressure`` is updated in place with this observation."""
-    pressure.busy = pressure.busy + 1 if backlog > per_process * processes else 0
-    pressure.idle = pressure.idle + 1 if backlog == 0 else 0
+    pressure.busy = pressure.busy + 1 if load.ready > settings.autoscale_backlog_per_process * processes else 0
+    pressure.idle = pressure.idle + 1 if _one_to_spare(load, processes, settings.concurrency) else 0
     if processes < bounds.minimum:
         return 1
-    if pressure.busy >= patience and processes < bounds.maximum:
+    if pressure.busy >= settings.autoscale_patience and processes < bounds.maximum:
         pressure.busy = 0
         return 1
-    if pressure.idle >= patience and processes > bounds.minimum:
+    if pressure.idle >= settings.autoscale_patience and processes > bounds.minimum:
         pressure.idle = 0
         return -1
     return 0
+
+
+def _one_to_spare(load: Load, processes: int, slots: int) -> bool:
+    """Nothing waits, and one process fewer would still be at most half busy."""
+    return load.ready == 0 and load.running <= RETIRE_AT_MOST_BUSY * slots * (processes - 1)
 
 
 class AutoscaleMetrics:
@@ -71,6 +93,9 @@ class AutoscaleMetrics:
         self.processes = Gauge("conveyor_autoscaler_processes", "Worker processes supervised.", registry=registry)
         self.backlog = Gauge(
             "conveyor_autoscaler_ready_backlog_jobs", "Ready jobs of the supervised types.", registry=registry
+        )
+        self.running = Gauge(
+            "conveyor_autoscaler_running_jobs", "RUNNING jobs of the supervised types.", registry=registry
         )
 
 
@@ -96,29 +121,31 @@ class Autoscaler:
     def processes(self) -> list[subprocess.Popen[bytes]]:
         return self.supervisor.processes
 
-    async def ready_backlog(self) -> int:
-        return await self.engine.stats.ready_backlog(self.job_types)
+    async def load(self) -> Load:
+        stats = self.engine.stats
+        return Load(await stats.ready_backlog(self.job_types), await stats.running(self.job_types))
 
     async def run_once(self) -> int:
         """One observation and at most one change; returns the change (+1, -1 or 0)."""
         self.supervisor.check_once()  # a worker process that died comes back (after a backoff)
-        backlog = await self.ready_backlog()
-        running = len(self.supervisor)
-        change = decide(backlog, running, self.pressure, self.bounds,
-                        self.settings.autoscale_backlog_per_process, self.settings.autoscale_patience)  # fmt: skip
+        load = await self.load()
+        processes = len(self.supervisor)
+        change = decide(load, processes, self.pressure, self.bounds, self.settings)
         if change > 0:
             self._started += 1
             self.supervisor.add(f"worker-{self._started}", self.spawn)
-            log.info("autoscale: backlog %d over %d process(es): started one (now %d)", backlog, running,
+            log.info("autoscale: backlog %d over %d process(es): started one (now %d)", load.ready, processes,
                      len(self.supervisor))  # fmt: skip
             self.metrics.decisions.labels("up").inc()
         elif change < 0:
             retired = self.supervisor.retire()
             assert retired is not None
-            log.info("autoscale: idle: retiring %s gracefully (now %d)", retired.name, len(self.supervisor))
+            log.info("autoscale: %d job(s) running, none ready: retiring %s gracefully (now %d)", load.running,
+                     retired.name, len(self.supervisor))  # fmt: skip
             self.metrics.decisions.labels("down").inc()
         self.metrics.processes.set(len(self.supervisor))
-        self.metrics.backlog.set(backlog)
+        self.metrics.backlog.set(load.ready)
+        self.metrics.running.set(load.running)
         return change
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -35,7 +35,8 @@ class WorkerSettings(BaseModel):
     #: Modules whose register(registry) adds user handlers, e.g. ["myco.handlers"].
     handler_modules: list[str] = Field(default_factory=list)
     #: Autoscaling (`conveyor worker --autoscale MIN:MAX`): add a process when the ready backlog per
-    #: process stays above this for `autoscale_patience` checks; retire one after as many idle checks.
+    #: process stays above this for `autoscale_patience` checks; retire one after as many checks with
+    #: nothing ready and the jobs running filling at most half the slots of the processes left.
     autoscale_backlog_per_process: int = Field(50, ge=1)
     autoscale_interval_seconds: float = Field(5.0, gt=0)
     autoscale_patience: int = Field(2, ge=1)

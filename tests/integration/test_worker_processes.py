@@ -152,6 +152,24 @@ async def test_autoscale_grows_under_a_backlog_and_shrinks_when_idle(
         await scaler.stop_all()
 
 
+async def test_autoscale_keeps_the_processes_its_running_jobs_need(engine: Engine, workers: Workers) -> None:
+    """Nothing waits once every job is claimed, yet the jobs running need every process: none is retired."""
+    await create(engine, 12, "test.sleep", seconds=8)
+    settings = WorkerSettings(job_types=["test.sleep"], concurrency=4, autoscale_backlog_per_process=2,
+                              autoscale_patience=1)  # fmt: skip
+    scaler = Autoscaler(engine, settings, Bounds(1, 3), lambda: workers.start("--concurrency", "4"),
+                        AutoscaleMetrics(CollectorRegistry()), ["test.sleep"])  # fmt: skip
+    try:
+        assert [await scaler.run_once() for _ in range(3)] == [1, 1, 1]
+        await wait_until(lambda: _count(engine, JobStatus.RUNNING, 12), within=60, what="every job running")
+        held = [await scaler.run_once() for _ in range(3)]
+        assert held == [0, 0, 0] and len(scaler.processes) == 3, "12 running fill more than half of two processes"
+        await wait_until(lambda: _count(engine, JobStatus.COMPLETED, 12), within=60, what="the jobs finished")
+        assert [await scaler.run_once() for _ in range(3)] == [-1, -1, 0] and len(scaler.processes) == 1
+    finally:
+        await scaler.stop_all()
+
+
 def registry_with_test_handlers() -> HandlerRegistry:
     """Built-in handlers plus the test handlers, as a worker with handler_modules loads them."""
     registry = builtin_handlers()

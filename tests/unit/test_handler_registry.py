@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from conveyor.db.errors import ConfigurationError
 from conveyor.pipeline.engine.settings import EngineSettings, RedisSettings
 from conveyor.pipeline.handlers import builtin_handlers
-from conveyor.pipeline.worker.autoscale import Bounds, Pressure, decide
+from conveyor.pipeline.worker.autoscale import Bounds, Load, Pressure, decide
 from conveyor.pipeline.worker.metrics import WorkerMetrics
 from conveyor.pipeline.worker.settings import WorkerSettings
 from conveyor.pipeline.worker.worker import Worker
@@ -61,12 +61,25 @@ def test_autoscale_bounds_are_validated() -> None:
 
 def test_autoscale_decisions_need_patience_and_respect_bounds() -> None:
     bounds, pressure = Bounds(1, 2), Pressure()
-    assert decide(0, 0, pressure, bounds, per_process=10, patience=2) == 1, "below MIN: start one at once"
-    assert decide(50, 1, pressure, bounds, per_process=10, patience=2) == 0, "one busy check is not enough"
-    assert decide(50, 1, pressure, bounds, per_process=10, patience=2) == 1
-    assert decide(500, 2, pressure, bounds, per_process=10, patience=2) == 0
-    assert decide(500, 2, pressure, bounds, per_process=10, patience=2) == 0, "never past MAX"
-    assert decide(0, 2, pressure, bounds, per_process=10, patience=2) == 0
-    assert decide(0, 2, pressure, bounds, per_process=10, patience=2) == -1
-    assert decide(0, 1, pressure, bounds, per_process=10, patience=2) == 0
-    assert decide(0, 1, pressure, bounds, per_process=10, patience=2) == 0, "never below MIN"
+    settings = WorkerSettings(concurrency=8, autoscale_backlog_per_process=10, autoscale_patience=2)
+    assert decide(Load(0, 0), 0, pressure, bounds, settings) == 1, "below MIN: start one at once"
+    assert decide(Load(50, 8), 1, pressure, bounds, settings) == 0, "one busy check is not enough"
+    assert decide(Load(50, 8), 1, pressure, bounds, settings) == 1
+    assert decide(Load(500, 16), 2, pressure, bounds, settings) == 0
+    assert decide(Load(500, 16), 2, pressure, bounds, settings) == 0, "never past MAX"
+    assert decide(Load(0, 0), 2, pressure, bounds, settings) == 0
+    assert decide(Load(0, 0), 2, pressure, bounds, settings) == -1
+    assert decide(Load(0, 0), 1, pressure, bounds, settings) == 0
+    assert decide(Load(0, 0), 1, pressure, bounds, settings) == 0, "never below MIN"
+
+
+def test_autoscale_keeps_a_process_its_running_jobs_need() -> None:
+    """At a steady load nothing waits (jobs are claimed as they become ready), yet every process is busy."""
+    bounds, pressure = Bounds(1, 3), Pressure()
+    settings = WorkerSettings(concurrency=8, autoscale_patience=2)
+    busy = [decide(Load(0, 9), 3, pressure, bounds, settings) for _ in range(4)]
+    assert busy == [0, 0, 0, 0], "9 running would fill more than half of two processes' 16 slots"
+    spare = [decide(Load(0, 8), 3, pressure, bounds, settings) for _ in range(2)]
+    assert spare == [0, -1], "8 running fill half of them: one process is to spare"
+    assert [decide(Load(0, 4), 2, pressure, bounds, settings) for _ in range(2)] == [0, -1]
+    assert decide(Load(1, 0), 2, pressure, bounds, settings) == 0, "a ready job is not idle"
