@@ -138,10 +138,7 @@ async def test_autoscale_grows_under_a_backlog_and_shrinks_when_idle(
     engine: Engine, workers: Workers, tmp_path: Path
 ) -> None:
     await create(engine, 300, "test.sleep", seconds=0.1)
-    settings = WorkerSettings(job_types=["test.sleep"], concurrency=4, autoscale_backlog_per_process=10,
-                              autoscale_patience=1)  # fmt: skip
-    scaler = Autoscaler(engine, settings, Bounds(1, 3), lambda: workers.start("--concurrency", "4"),
-                        AutoscaleMetrics(CollectorRegistry()), ["test.sleep"])  # fmt: skip
+    scaler = _sleep_scaler(engine, workers, backlog_per_process=10)
     try:
         grown = [await scaler.run_once() for _ in range(4)]
         assert grown == [1, 1, 1, 0] and len(scaler.processes) == 3, "up to MAX, never past it"
@@ -155,10 +152,7 @@ async def test_autoscale_grows_under_a_backlog_and_shrinks_when_idle(
 async def test_autoscale_keeps_the_processes_its_running_jobs_need(engine: Engine, workers: Workers) -> None:
     """Nothing waits once every job is claimed, yet the jobs running need every process: none is retired."""
     await create(engine, 12, "test.sleep", seconds=8)
-    settings = WorkerSettings(job_types=["test.sleep"], concurrency=4, autoscale_backlog_per_process=2,
-                              autoscale_patience=1)  # fmt: skip
-    scaler = Autoscaler(engine, settings, Bounds(1, 3), lambda: workers.start("--concurrency", "4"),
-                        AutoscaleMetrics(CollectorRegistry()), ["test.sleep"])  # fmt: skip
+    scaler = _sleep_scaler(engine, workers, backlog_per_process=2)
     try:
         assert [await scaler.run_once() for _ in range(3)] == [1, 1, 1]
         await wait_until(lambda: _count(engine, JobStatus.RUNNING, 12), within=60, what="every job running")
@@ -168,6 +162,14 @@ async def test_autoscale_keeps_the_processes_its_running_jobs_need(engine: Engin
         assert [await scaler.run_once() for _ in range(3)] == [-1, -1, 0] and len(scaler.processes) == 1
     finally:
         await scaler.stop_all()
+
+
+def _sleep_scaler(engine: Engine, workers: Workers, *, backlog_per_process: int) -> Autoscaler:
+    """1..3 processes of 4 slots for ``test.sleep``, deciding on every check (patience 1)."""
+    settings = WorkerSettings(job_types=["test.sleep"], concurrency=4, autoscale_patience=1,
+                              autoscale_backlog_per_process=backlog_per_process)  # fmt: skip
+    return Autoscaler(engine, settings, Bounds(1, 3), lambda: workers.start("--concurrency", "4"),
+                      AutoscaleMetrics(CollectorRegistry()), ["test.sleep"])  # fmt: skip
 
 
 def registry_with_test_handlers() -> HandlerRegistry:
