@@ -214,7 +214,7 @@ RETURNING j.id, j.cancel_requested;
 -- unnest through a sub-select (given $1 itself, a custom plan counts its elements where the generic plan
 -- guesses ten), and the worker test is not an index condition for a known $5 alone. Without that, while a
 -- growing job table had no statistics yet, every call was planned afresh: 0.5 ms of planning for 0.15 ms of
--- work (bench/RESULTS.md).
+-- work (pg_stat_statements, the API's acquire-complete benchmark). tests/db/test_plans.py holds it.
 WITH done AS (
     UPDATE job_rows j
     SET status = 'COMPLETED', result = u.result, finished_at = coalesce($4::timestamptz, now()),
