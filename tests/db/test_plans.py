@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from conveyor.db import jobs as job_queries
 from conveyor.db.connection import Connection, Pool
 from conveyor.db.records import CompletionRow
@@ -43,23 +45,17 @@ async def _claim_one(conn: Connection, worker: uuid.UUID) -> CompletionRow:
     return CompletionRow(job.id, job.attempts, {})
 
 
-async def test_an_http_completion_keeps_its_generic_plan(pool: Pool, conn: Connection) -> None:
+@pytest.mark.parametrize("by_http", [True, False], ids=["http", "worker"])
+async def test_a_completion_keeps_its_generic_plan(pool: Pool, conn: Connection, by_http: bool) -> None:
+    """An HTTP worker names itself and not the attempt; a worker process names the attempt and not itself."""
     await _unanalyzed_backlog(pool, conn)
     worker = uuid.uuid4()
     for _ in range(CALLS):
-        job = await _claim_one(conn, worker)
-        outcome = await job_queries.complete_many(conn, [job._replace(attempt=None)], worker_id=worker)
-        assert outcome.completed == {job.id}
-    generic, custom = await _completion_plans(conn)
-    assert (generic, custom) == (CALLS - CUSTOM_PLANS_BEFORE_CHOOSING, CUSTOM_PLANS_BEFORE_CHOOSING)
-
-
-async def test_a_workers_completion_keeps_its_generic_plan(pool: Pool, conn: Connection) -> None:
-    await _unanalyzed_backlog(pool, conn)
-    worker = uuid.uuid4()
-    for _ in range(CALLS):
-        job = await _claim_one(conn, worker)
-        outcome = await job_queries.complete_many(conn, [job])
-        assert outcome.completed == {job.id}
+        held = await _claim_one(conn, worker)
+        if by_http:
+            outcome = await job_queries.complete_many(conn, [held._replace(attempt=None)], worker_id=worker)
+        else:
+            outcome = await job_queries.complete_many(conn, [held])
+        assert outcome.completed == {held.id}
     generic, custom = await _completion_plans(conn)
     assert (generic, custom) == (CALLS - CUSTOM_PLANS_BEFORE_CHOOSING, CUSTOM_PLANS_BEFORE_CHOOSING)
