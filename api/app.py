@@ -5,18 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
 from conveyor import __version__
-from conveyor.api import backfills, console, jobs, limits, objects, system, workers
+from conveyor.api import backfills, console, fast_create, jobs, limits, objects, problems, system, workers
 from conveyor.api.asgi import ASGIApp, Message, Receive, Scope, Send
 from conveyor.api.context import ApiContext
 from conveyor.api.models import Problem
 from conveyor.api.security import BearerAuth, declare_bearer
-from conveyor.db.errors import ServiceUnavailable
-from conveyor.pipeline.engine.errors import InvalidDag, InvalidLimit, JobConflict, JobNotFound, UnknownParent
 from conveyor.pipeline.lifecycle.metric_children import MetricChildren
 
 #: What every protected route may answer besides its own responses.
@@ -41,41 +39,13 @@ def create_app(context: ApiContext) -> FastAPI:
         app.include_router(system.router)
     app.include_router(system.liveness_router)
     console.install(app, context)
-    _errors(app)
+    problems.install(app)
+    fast_create.install(app, context.engine)  # innermost: authentication, metrics and the body limit apply to it
     app.add_middleware(BearerAuth, settings=context.settings)  # within HttpMetrics: refusals are counted
     app.add_middleware(HttpMetrics, context=context)
     app.add_middleware(BodyLimit, max_bytes=context.settings.max_body_bytes)
     app.openapi = declare_bearer(app, context.settings)  # type: ignore[method-assign]
     return app
-
-
-def _errors(app: FastAPI) -> None:
-    async def problem(code: int, detail: str) -> JSONResponse:
-        return JSONResponse({"detail": detail}, status_code=code)
-
-    @app.exception_handler(JobNotFound)
-    async def not_found(request: Request, exc: JobNotFound) -> JSONResponse:
-        return await problem(404, str(exc))
-
-    @app.exception_handler(UnknownParent)
-    async def unknown_parent(request: Request, exc: UnknownParent) -> JSONResponse:
-        return await problem(404, f"dependsOn: {exc}")
-
-    @app.exception_handler(InvalidDag)
-    async def invalid(request: Request, exc: InvalidDag) -> JSONResponse:
-        return await problem(422, str(exc))
-
-    @app.exception_handler(InvalidLimit)
-    async def invalid_limit(request: Request, exc: InvalidLimit) -> JSONResponse:
-        return await problem(422, str(exc))
-
-    @app.exception_handler(JobConflict)
-    async def conflict(request: Request, exc: JobConflict) -> JSONResponse:
-        return await problem(409, str(exc))
-
-    @app.exception_handler(ServiceUnavailable)
-    async def unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return await problem(503, str(exc))
 
 
 class HttpMetrics:

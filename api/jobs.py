@@ -24,7 +24,7 @@ from conveyor.api.models import (
     UtcDatetime,
 )  # fmt: skip
 from conveyor.db.records import JobFilter, JobRow, JobStatus
-from conveyor.pipeline.engine import Failure, FailureKind
+from conveyor.pipeline.engine import Engine, Failure, FailureKind
 from conveyor.pipeline.engine.dag import JobSpec
 from conveyor.pipeline.lifecycle.waiting import wait_for_event
 
@@ -39,14 +39,18 @@ POLL_SECONDS = 0.25
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobCreated, responses=NOT_FOUND)
 async def create_job(body: CreateJob, request: Request) -> JobCreated:
     """Create a job; ``dependsOn`` names existing jobs (404 when one does not exist)."""
+    return await create(context_of(request).engine, body)
+
+
+async def create(engine: Engine, body: CreateJob) -> JobCreated:
+    """What :func:`create_job` does, for FastAPI's route and the fast path (conveyor.api.fast_create) alike."""
     spec = JobSpec(
         job_type=body.job_type, payload=body.payload, priority=body.priority, max_retries=body.max_retries,
         timeout_ms=body.timeout_ms, depends_on=body.depends_on, run_at=body.run_at,
         idempotency_key=body.idempotency_key, concurrency_key=body.concurrency_key,
         concurrency_limit=body.concurrency_limit,
     )  # fmt: skip
-    job_id = await context_of(request).engine.create(spec)
-    return JobCreated(job_id=job_id)
+    return JobCreated(job_id=await engine.create(spec))
 
 
 @router.get("", response_model=JobPage)
