@@ -3,8 +3,9 @@
 A role is a process tree (PostgreSQL is its server and every backend it forked; the conveyor processes are
 named by their command: ``conveyor worker``, ``conveyor ingest``...) or a single process (the benchmark's
 own, whose children are the system under test). Whatever else the machine's CPUs did is a role of its own,
-so the roles add up to the machine's busy time. A process that exits between two readings takes its CPU
-with it: compare readings of processes alive through the span measured.
+so the roles add up to the machine's busy time. A :class:`Tracker` sampled every second keeps a process that
+exits within the span (an autoscaled worker stopping) at the CPU of its last sample; without the samples, its
+CPU would leave its role for "everything else", and a role could even show less than nothing.
 """
 
 from __future__ import annotations
@@ -42,26 +43,39 @@ def processes() -> dict[int, Process]:
     return found
 
 
-def reading(trees: Mapping[str, int], alone: Mapping[str, int]) -> dict[str, float]:
-    """CPU seconds so far of each role: ``trees`` by the root of each, ``alone`` by one process each."""
+class Tracker:
+    """CPU seconds by role since the tracker was made, each process counted up to its latest :meth:`sample`."""
+
+    def __init__(self, trees: Mapping[str, int], alone: Mapping[str, int]) -> None:
+        """``trees`` by the root of each role's process tree, ``alone`` by the one process of each."""
+        self.trees, self.alone = dict(trees), dict(alone)
+        self._first, self._first_busy = _by_process(self.trees, self.alone), _machine_busy_seconds()
+        self._latest, self._busy = dict(self._first), self._first_busy
+
+    def sample(self) -> None:
+        """Read every process now; one that has exited keeps what it had at the sample before."""
+        self._latest.update(_by_process(self.trees, self.alone))
+        self._busy = _machine_busy_seconds()
+
+    def spent(self) -> dict[str, float]:
+        """CPU seconds of each role from the tracker's making to a sample taken now, most first."""
+        self.sample()
+        totals = defaultdict[str, float](float)
+        for pid, (role, seconds) in self._latest.items():
+            totals[role] += seconds - (self._first[pid][1] if pid in self._first else 0.0)  # born since: all of it
+        totals[ELSEWHERE] = self._busy - self._first_busy - sum(totals.values())
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
+def _by_process(trees: Mapping[str, int], alone: Mapping[str, int]) -> dict[int, tuple[str, float]]:
+    """Each process of the roles now: its role and its CPU seconds so far."""
     procs, children = processes(), defaultdict[int, list[int]](list)
     for process in procs.values():
         children[process.parent].append(process.pid)
-    totals = defaultdict[str, float](float)
-    for role, root in trees.items():
-        for pid in _tree(children, root):
-            if pid in procs:
-                totals[_named(procs[pid], role)] += procs[pid].cpu_seconds
-    for role, pid in alone.items():
-        totals[role] += procs[pid].cpu_seconds if pid in procs else 0.0
-    totals[ELSEWHERE] = _machine_busy_seconds() - sum(totals.values())
-    return dict(totals)
-
-
-def spent(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
-    """CPU seconds of each role between two readings, most first (a role born meanwhile from nothing)."""
-    used = ((role, seconds - before.get(role, 0.0)) for role, seconds in after.items())
-    return dict(sorted(used, key=lambda item: -item[1]))
+    found = {pid: (_named(procs[pid], role), procs[pid].cpu_seconds)
+             for role, root in trees.items() for pid in _tree(children, root) if pid in procs}  # fmt: skip
+    found.update((pid, (role, procs[pid].cpu_seconds)) for role, pid in alone.items() if pid in procs)
+    return found
 
 
 def _tree(children: Mapping[int, list[int]], root: int) -> list[int]:

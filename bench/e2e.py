@@ -58,7 +58,7 @@ class E2EFigures:
     #: Event recorded by the ingestor -> first job RUNNING (conveyor's own part of the latency).
     recorded_to_running_ms: list[float]
     floor_rate: float
-    #: CPU seconds per upload of the floor's run, by role (see :func:`cpu_reading`).
+    #: CPU seconds per upload of the floor's run, by role (see :func:`cpu_tracker`).
     floor_cpu: dict[str, float]
     trials: list[Steady]
 
@@ -127,7 +127,7 @@ class Steady:
     uploads: list[int]
     completed: list[int]
     backlog: list[int]
-    #: CPU seconds by role from the first upload until the backlog drained (see :func:`cpu_reading`), and
+    #: CPU seconds by role from the first upload until the backlog drained (see :func:`cpu_tracker`), and
     #: that span's length.
     cpu_seconds: dict[str, float]
     span_seconds: float
@@ -158,10 +158,10 @@ def io_floor(settings: Settings, count: int = 3000) -> tuple[float, dict[str, fl
             response.release_conn()
 
     try:
-        before, started = cpu_reading(), time.perf_counter()
+        tracker, started = cpu_tracker(), time.perf_counter()
         with ThreadPoolExecutor(THREADS) as pool:
             list(pool.map(upload, range(count)))
-        seconds, spent = time.perf_counter() - started, cpu.spent(before, cpu_reading())
+        seconds, spent = time.perf_counter() - started, tracker.spent()
         return count / seconds, {role: used / count for role, used in spent.items()}
     finally:
         for n in range(count):
@@ -174,13 +174,13 @@ STACK_ROLES = {"postgres": "PostgreSQL", "kafka": "Kafka", "minio": "MinIO", "re
 LOAD = "the client threads (the floor: every request; the pipeline: the PUTs) and the watcher"
 
 
-def cpu_reading(system: System | None = None) -> dict[str, float]:
-    """CPU seconds so far of the stack's services, of `conveyor run`'s processes by command, and of this one."""
+def cpu_tracker(system: System | None = None) -> cpu.Tracker:
+    """CPU seconds from now of the stack's services, of `conveyor run`'s processes by command, and of this one."""
     status = stack_status()
     trees = {role: status[name]["pid"] for name, role in STACK_ROLES.items()}
     if system is not None:
         trees["conveyor run"] = system.process.pid
-    return cpu.reading(trees, {LOAD: os.getpid()})
+    return cpu.Tracker(trees, {LOAD: os.getpid()})
 
 
 def steady(system: System, rate: float, prefix: str) -> Steady:
@@ -203,12 +203,13 @@ def steady(system: System, rate: float, prefix: str) -> Steady:
 async def _watch(system: System, rate: float, pace: Any, started: float, uploaded: list[int], count: int) -> Steady:
     conn = await connect(system.settings.postgres)
     try:
-        before, cpu_before, span = await conn.fetchval(SQL["bench_completed"]), cpu_reading(system), time.monotonic()
+        before, tracker, span = await conn.fetchval(SQL["bench_completed"]), cpu_tracker(system), time.monotonic()
         pacers = [asyncio.create_task(asyncio.to_thread(pace)) for _ in range(THREADS)]
         uploads, completed, backlog = [], [], []
         last_uploaded, last_completed = 0, 0
         for second in range(1, HELD_SECONDS + 1):
             await asyncio.sleep(max(0.0, started + second - time.monotonic()))
+            tracker.sample()  # each second, so a worker the autoscaler stops keeps its CPU in the figures
             pipelines = (await conn.fetchval(SQL["bench_completed"]) - before) // 3
             now_uploaded = uploaded[0]
             uploads.append(now_uploaded - last_uploaded)
@@ -217,9 +218,10 @@ async def _watch(system: System, rate: float, pace: Any, started: float, uploade
             last_uploaded, last_completed = now_uploaded, pipelines
         await asyncio.gather(*pacers)
         deadline = time.monotonic() + 180
-        while (await conn.fetchval(SQL["bench_completed"]) - before) < 3 * count and time.monotonic() < deadline:  # noqa: ASYNC110 - polling the database
+        while (await conn.fetchval(SQL["bench_completed"]) - before) < 3 * count and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-        spent = cpu.spent(cpu_before, cpu_reading(system))
+            tracker.sample()
+        spent = tracker.spent()
         return Steady(rate, uploads, completed, backlog, spent, time.monotonic() - span)
     finally:
         await conn.close()
