@@ -48,7 +48,7 @@ class FastCreate:
             return  # the client left before its body arrived: there is no one to answer
         try:
             request = CreateJob.model_validate(json.loads(body))
-        except ValueError:  # not UTF-8, not JSON, or not a valid CreateJob (ValidationError is a ValueError)
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep, or not a valid CreateJob
             await self.app(scope, _replaying(body, receive), send)
             return
         try:

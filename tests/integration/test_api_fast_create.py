@@ -55,6 +55,7 @@ async def test_a_well_formed_request_is_answered_without_fastapi(engine: Engine)
         (b'{"jobType": ', "application/json"),  # not JSON
         (b'{"jobType": "\xff"}', "application/json"),  # not UTF-8
         (b"[]", "application/json"),  # not an object
+        (b"[" * 100_000, "application/json"),  # nested deeper than Python's JSON parser goes
         (b'{"jobType": "x"}', FASTAPI_JSON),  # another media type
         (b'{"jobType": "x"}', "text/plain"),
     ],
