@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Match
 
 from conveyor.api import jobs, problems
-from conveyor.api.asgi import ASGIApp, Message, Receive, Scope, Send
+from conveyor.api.asgi import ASGIApp, Message, Receive, Scope, Send, header
 from conveyor.api.models import CreateJob
 from conveyor.pipeline.engine import Engine
 
@@ -72,7 +72,7 @@ def create_route() -> APIRoute:
 
 def _sends_json(scope: Scope) -> bool:
     """Whether the request declares a JSON body; FastAPI alone answers other (or missing) content types."""
-    declared = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    declared = header(scope, b"content-type") or b""
     return declared.partition(b";")[0].strip().lower() == JSON_MEDIA_TYPE
 
 

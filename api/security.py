@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
-from conveyor.api.asgi import ASGIApp, Receive, Scope, Send
+from conveyor.api.asgi import ASGIApp, Receive, Scope, Send, header
 from conveyor.api.settings import ApiSettings
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -55,7 +55,7 @@ class BearerAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and guarded(scope["path"], self.settings):
-            authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+            authorization = header(scope, b"authorization")
             if refused := refusal(authorization, scope["method"], self.settings):
                 code, detail = refused
                 headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
