@@ -1,6 +1,14 @@
 -- The job engine's statements. Every transition is guarded by the status it expects and, for a job a
 -- worker holds, by the attempt that worker claimed: zero rows back means someone else got there first.
 -- A trailing `now` parameter is NULL in production and a fixed time in tests (an injectable clock).
+--
+-- A statement that names its jobs by id tests their status as text (`j.status::text = 'RUNNING'`). No
+-- partial index matches that test, so the jobs are read by primary key: as many rows as ids. Tested as
+-- the enum, the status matches the partial indexes of RUNNING, BLOCKED or PENDING jobs, and PostgreSQL
+-- reads every job in that status through one of them whenever its statistics were taken while few jobs
+-- had it (an idle queue, a table just emptied). It kept that generic plan for completions: each batch read
+-- every running job, and every dead entry of the index, and one worker's 60,000-job drain stalled for
+-- 30 s, its completions timing out. tests/db/test_plans.py holds it.
 
 -- name: job_insert_many
 -- Insert jobs given as one JSON array of objects (one document: far cheaper to send than an array per
@@ -73,7 +81,7 @@ SET pending_parents = counts.pending,
                       'message', 'upstream job ' || counts.failed_parent || ' did not complete',
                       'upstream_job_id', counts.failed_parent)) END
 FROM counts
-WHERE c.id = counts.child_id AND c.status IN ('BLOCKED', 'PENDING')
+WHERE c.id = counts.child_id AND c.status::text IN ('BLOCKED', 'PENDING')
 RETURNING c.id, c.status;
 
 -- name: job_raise_ancestor_priority
@@ -89,7 +97,7 @@ WITH RECURSIVE ancestors(id, priority) AS (
 UPDATE job_rows j
 SET priority = wanted.priority
 FROM (SELECT id, max(priority) AS priority FROM ancestors GROUP BY id) AS wanted
-WHERE j.id = wanted.id AND j.priority < wanted.priority AND j.status IN ('BLOCKED', 'PENDING');
+WHERE j.id = wanted.id AND j.priority < wanted.priority AND j.status::text IN ('BLOCKED', 'PENDING');
 
 -- name: job_claim
 -- Claim up to $3 ready jobs of types $1 (empty = any) for worker $2, within every flow limit and fairly
@@ -199,7 +207,7 @@ RETURNING j.*;
 UPDATE job_rows j
 SET lease_expires_at = coalesce($4::timestamptz, now()) + make_interval(secs => j.timeout_ms / 1000.0 + $3::float8)
 FROM unnest($1::uuid[], $2::integer[]) AS u(id, attempt)
-WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
+WHERE j.id = u.id AND j.status::text = 'RUNNING' AND j.attempts = u.attempt
 RETURNING j.id, j.cancel_requested;
 
 -- name: job_complete_many
@@ -220,7 +228,7 @@ WITH done AS (
     SET status = 'COMPLETED', result = u.result, finished_at = coalesce($4::timestamptz, now()),
         lease_expires_at = NULL, cancel_requested = false
     FROM unnest((SELECT $1::uuid[]), $2::integer[], $3::jsonb[]) AS u(id, attempt, result)
-    WHERE j.id = u.id AND j.status = 'RUNNING' AND (j.attempts = u.attempt OR u.attempt IS NULL)
+    WHERE j.id = u.id AND j.status::text = 'RUNNING' AND (j.attempts = u.attempt OR u.attempt IS NULL)
       AND j.worker_id IS NOT DISTINCT FROM coalesce($5::uuid, j.worker_id)
     RETURNING j.id, j.job_type, j.concurrency_key
 ), released AS (
@@ -231,7 +239,7 @@ WITH done AS (
     FROM (SELECT d.child_id, count(*) AS parents
           FROM job_dependencies d JOIN done ON d.parent_id = done.id
           GROUP BY d.child_id) AS n
-    WHERE c.id = n.child_id AND c.status = 'BLOCKED'
+    WHERE c.id = n.child_id AND c.status::text = 'BLOCKED'
     RETURNING c.id, c.status, c.job_type
 )
 SELECT 'completed' AS outcome, id, NULL AS job_type FROM done
@@ -256,7 +264,7 @@ SET status = CASE WHEN u.retry_at IS NULL THEN 'FAILED' ELSE 'PENDING' END::job_
     lease_expires_at = NULL,
     cancel_requested = false
 FROM unnest($1::uuid[], $2::integer[], $3::jsonb[], $4::timestamptz[]) AS u(id, attempt, error, retry_at)
-WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
+WHERE j.id = u.id AND j.status::text = 'RUNNING' AND j.attempts = u.attempt
 RETURNING j.id, j.status, j.job_type,
           EXISTS (SELECT 1 FROM flow_limits l
                   WHERE l.max_running IS NOT NULL
@@ -271,7 +279,7 @@ SET status = 'PENDING', attempts = j.attempts - 1, worker_id = NULL, lease_expir
     started_at = NULL, cancel_requested = false,
     run_at = greatest(coalesce($3::timestamptz, $4::timestamptz, now()), j.run_at)
 FROM unnest($1::uuid[], $2::integer[]) AS u(id, attempt)
-WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempts = u.attempt
+WHERE j.id = u.id AND j.status::text = 'RUNNING' AND j.attempts = u.attempt
 RETURNING j.id;
 
 -- name: job_cancel
@@ -287,7 +295,7 @@ WITH cancelled AS (
                       ELSE errors || jsonb_build_array(jsonb_build_object(
                           'at', coalesce($3::timestamptz, now()), 'attempt', attempts, 'kind', 'cancelled',
                           'message', $2::text)) END
-    WHERE id = $1 AND status IN ('BLOCKED', 'PENDING', 'RUNNING')
+    WHERE id = $1 AND status::text IN ('BLOCKED', 'PENDING', 'RUNNING')
     RETURNING id, status
 ), asked AS (
     INSERT INTO cancel_requests (job_id, kind, message)
@@ -307,7 +315,7 @@ SET status = 'CANCELLED', finished_at = coalesce($3::timestamptz, now()), lease_
         'kind', coalesce($4::text, (SELECT r.kind FROM cancel_requests r WHERE r.job_id = $1), 'cancelled'),
         'message', coalesce($5::text, (SELECT r.message || ' (while running)' FROM cancel_requests r WHERE r.job_id = $1),
                             'cancelled while running')))
-WHERE id = $1 AND status = 'RUNNING' AND attempts = $2
+WHERE id = $1 AND status::text = 'RUNNING' AND attempts = $2
 RETURNING id;
 
 -- name: jobs_cancel_for_removed
@@ -366,7 +374,7 @@ SET status = 'CANCELLED', finished_at = coalesce($2::timestamptz, now()),
         'message', coalesce($4::text || ' (upstream job ' || f.root || ')', 'upstream job ' || f.root || ' did not complete'),
         'upstream_job_id', f.root))
 FROM first_root f
-WHERE c.id = f.id AND c.status IN ('BLOCKED', 'PENDING')
+WHERE c.id = f.id AND c.status::text IN ('BLOCKED', 'PENDING')
 RETURNING c.id;
 
 -- name: job_retry
@@ -375,7 +383,7 @@ WITH retried AS (
     UPDATE job_rows
     SET status = 'PENDING', attempt_floor = attempts, run_at = coalesce($2::timestamptz, now()), finished_at = NULL,
         result = NULL, worker_id = NULL, cancel_requested = false, pending_parents = 0
-    WHERE id = $1 AND status IN ('FAILED', 'CANCELLED')
+    WHERE id = $1 AND status::text IN ('FAILED', 'CANCELLED')
     RETURNING id
 ), forgotten AS (
     DELETE FROM cancel_requests WHERE job_id IN (SELECT id FROM retried)
@@ -392,7 +400,7 @@ WITH RECURSIVE descendants(id) AS (
 UPDATE job_rows c
 SET status = 'BLOCKED', pending_parents = 1, finished_at = NULL
 FROM descendants
-WHERE c.id = descendants.id AND c.status = 'CANCELLED' AND c.errors -> -1 ->> 'kind' = 'upstream_failed'
+WHERE c.id = descendants.id AND c.status::text = 'CANCELLED' AND c.errors -> -1 ->> 'kind' = 'upstream_failed'
 RETURNING c.id;
 
 -- name: job_rescue_expired
@@ -417,7 +425,7 @@ SET status = CASE WHEN j.attempts - j.attempt_floor > j.max_retries THEN 'FAILED
         'at', coalesce($2::timestamptz, now()), 'attempt', j.attempts, 'kind', 'worker_lost',
         'message', 'worker lost: lease expired while running', 'worker_id', j.worker_id))
 FROM lapsed
-WHERE j.id = lapsed.id AND j.status = 'RUNNING' AND j.attempts = lapsed.attempts
+WHERE j.id = lapsed.id AND j.status::text = 'RUNNING' AND j.attempts = lapsed.attempts
 RETURNING j.id, j.status, j.job_type;
 
 -- name: job_expire_leases_of_workers
@@ -487,7 +495,7 @@ WHERE id IN (
 -- Keep job $1's latest checkpoint, written by attempt $2 (a stale attempt cannot overwrite it). $3 state.
 INSERT INTO state_snapshots (job_id, attempt, state)
 SELECT $1, $2, $3::jsonb
-FROM job_rows WHERE id = $1 AND status = 'RUNNING' AND attempts = $2
+FROM job_rows WHERE id = $1 AND status::text = 'RUNNING' AND attempts = $2
 ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, state = excluded.state, updated_at = now()
 RETURNING job_id;
 

@@ -1,4 +1,5 @@
-"""The completion statement keeps one cached plan rather than being planned afresh on every call.
+"""Plans of the job statements: the completion keeps one cached plan, and no statement naming its jobs by
+id reads more of the table than those jobs, whatever the statistics say.
 
 PostgreSQL plans a prepared statement for its values five times, then keeps its generic plan unless that
 costs more than the average plan it made for values. The completion is planned for a job table with no
@@ -9,12 +10,13 @@ was planned on every call, by the HTTP API and by workers alike.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from conveyor.db import jobs as job_queries
 from conveyor.db.connection import Connection, Pool
-from conveyor.db.records import CompletionRow
+from conveyor.db.records import CompletionRow, FailureRow, HeldJob, JobRow
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec
 
@@ -59,3 +61,96 @@ async def test_a_completion_keeps_its_generic_plan(pool: Pool, conn: Connection,
         assert outcome.completed == {held.id}
     generic, custom = await _completion_plans(conn)
     assert (generic, custom) == (CALLS - CUSTOM_PLANS_BEFORE_CHOOSING, CUSTOM_PLANS_BEFORE_CHOOSING)
+
+
+# -- by-id statements read their jobs by primary key, whatever the statistics say -------------------------
+
+#: Jobs RUNNING (each with a BLOCKED child) when the statements run: what a wrong plan reads in full.
+RUNNING = 2_000
+#: Finished jobs in the table when it was analyzed: enough that reading it whole costs more than by key.
+IDLE = 40_000
+#: Jobs each statement names.
+BATCH = 10
+#: Job rows a statement may read per job it names: the job, its child, and their index neighbours.
+READS_PER_JOB = 3
+
+ByIdCall = Callable[[Connection, list[JobRow], list[uuid.UUID]], Awaitable[object]]
+
+
+async def _running_after_an_idle_queue(pool: Pool, conn: Connection) -> tuple[list[JobRow], list[uuid.UUID]]:
+    """RUNNING jobs, each with a BLOCKED child, in a table last analyzed while every job had finished: the
+    statistics say no job runs or waits. Returns the running jobs and the children."""
+    await conn.execute("ALTER TABLE job_rows SET (autovacuum_enabled = false)")  # this test's own database
+    engine, worker = Engine(pool), uuid.uuid4()
+    for _ in range(0, IDLE, 5_000):
+        await engine.create_dag([JobSpec(job_type="idle") for _ in range(5_000)])
+    for held in await _claim_all(conn, "idle", worker):
+        await job_queries.complete_many(conn, [CompletionRow(j.id, j.attempts, {}) for j in held])
+    await conn.execute("ANALYZE job_rows")
+    pairs = [spec for i in range(RUNNING) for spec in (JobSpec(job_type="t", name=f"p{i}"),
+             JobSpec(job_type="child", name=f"c{i}", depends_on=[f"p{i}"]))]  # fmt: skip
+    await engine.create_dag(pairs)
+    running = [job for batch in await _claim_all(conn, "t", worker) for job in batch]
+    children = await conn.fetch("SELECT child_id FROM job_dependencies WHERE parent_id = ANY($1::uuid[])",
+                                [j.id for j in running[:BATCH]])  # fmt: skip
+    return running, [r["child_id"] for r in children]
+
+
+async def _claim_all(conn: Connection, job_type: str, worker: uuid.UUID) -> list[list[JobRow]]:
+    batches = []
+    while held := await job_queries.claim(conn, job_types=[job_type], worker_id=worker, limit=5_000,
+                                          lease_grace_seconds=60):  # fmt: skip
+        batches.append(held)
+    return batches
+
+
+async def _job_rows_read(conn: Connection) -> int:
+    """Rows of job_rows this transaction has read so far, by sequential and index scans."""
+    read: int = await conn.fetchval(
+        "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'job_rows'"
+    )
+    return read
+
+
+def _held(jobs: list[JobRow]) -> list[HeldJob]:
+    return [HeldJob(j.id, j.attempts) for j in jobs]
+
+
+async def _each(jobs: list[JobRow], call: Callable[[JobRow], Awaitable[object]]) -> None:
+    """A single-job statement, once per job."""
+    for job in jobs:
+        await call(job)
+
+
+BY_ID: dict[str, ByIdCall] = {
+    "complete": lambda c, jobs, _: job_queries.complete_many(c, [CompletionRow(j.id, j.attempts, {}) for j in jobs]),
+    "heartbeat": lambda c, jobs, _: job_queries.extend_leases(c, _held(jobs), lease_grace_seconds=5),
+    "fail": lambda c, jobs, _: job_queries.fail_many(
+        c, [FailureRow(j.id, j.attempts, {"message": "boom"}, None) for j in jobs]
+    ),
+    "requeue": lambda c, jobs, _: job_queries.requeue_many(c, _held(jobs)),
+    "cancel_running": lambda c, jobs, _: _each(jobs, lambda j: job_queries.cancel_running(c, j.id, j.attempts)),
+    "checkpoint": lambda c, jobs, _: _each(jobs, lambda j: job_queries.save_snapshot(c, j.id, j.attempts, {})),
+    "cancel": lambda c, jobs, _: _each(jobs, lambda j: job_queries.cancel(c, j.id, reason="test")),
+    "settle_children": lambda c, _, children: job_queries.settle_dependencies(c, children),
+    "cancel_children": lambda c, jobs, _: job_queries.cancel_descendants(c, [j.id for j in jobs]),
+}
+
+
+async def test_statements_naming_jobs_read_only_them(pool: Pool, conn: Connection) -> None:
+    """Planned with the statistics of an idle queue, a statement naming ten jobs still reads about ten job
+    rows, not every running or waiting job: through their partial indexes it did, and a 60,000-job drain
+    stalled for 30 s. The generic plan is forced: the one PostgreSQL keeps after five calls. Each statement
+    runs in a transaction rolled back after, so all of them meet the same table."""
+    running, children = await _running_after_an_idle_queue(pool, conn)
+    reads = {}
+    for name, call in BY_ID.items():
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        before = await _job_rows_read(conn)
+        await call(conn, running[:BATCH], children)
+        reads[name] = await _job_rows_read(conn) - before
+        await transaction.rollback()
+    too_many = [name for name, read in reads.items() if read > READS_PER_JOB * BATCH]
+    assert not too_many, f"job rows read by each statement naming {BATCH} jobs: {reads}"
