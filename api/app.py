@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 
 from conveyor import __version__
-from conveyor.api import backfills, console, fast_create, jobs, limits, objects, problems, system, workers
+from conveyor.api import backfills, console, fast_path, jobs, limits, objects, problems, system, workers
 from conveyor.api.asgi import ASGIApp, Message, Receive, Scope, Send
 from conveyor.api.context import ApiContext
 from conveyor.api.models import Problem
@@ -40,7 +40,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(system.liveness_router)
     console.install(app, context)
     problems.install(app)
-    fast_create.install(app, context.engine)  # innermost: authentication, metrics and the body limit apply to it
+    fast_path.install(app, context)  # innermost: authentication, metrics and the body limit apply to it
     app.add_middleware(BearerAuth, settings=context.settings)  # within HttpMetrics: refusals are counted
     app.add_middleware(HttpMetrics, context=context)
     app.add_middleware(BodyLimit, max_bytes=context.settings.max_body_bytes)

@@ -43,7 +43,7 @@ async def create_job(body: CreateJob, request: Request) -> JobCreated:
 
 
 async def create(engine: Engine, body: CreateJob) -> JobCreated:
-    """What :func:`create_job` does, for FastAPI's route and the fast path (conveyor.api.fast_create) alike."""
+    """What :func:`create_job` does, for FastAPI's route and the fast path (conveyor.api.fast_path) alike."""
     spec = JobSpec(
         job_type=body.job_type, payload=body.payload, priority=body.priority, max_retries=body.max_retries,
         timeout_ms=body.timeout_ms, depends_on=body.depends_on, run_at=body.run_at,
@@ -78,7 +78,11 @@ async def list_jobs(
 )
 async def acquire(body: Acquire, request: Request) -> JobBody | Response:
     """Claim one ready job for ``workerId``, waiting up to ``timeoutSeconds`` for one to become ready."""
-    context = context_of(request)
+    return await acquire_one(context_of(request), body)
+
+
+async def acquire_one(context: ApiContext, body: Acquire) -> JobBody | Response:
+    """What :func:`acquire` does, for FastAPI's route and the fast path alike: the job, or a 204."""
     deadline = time.monotonic() + body.timeout_seconds
     while True:
         jobs = await context.engine.claim(body.worker_id, job_types=body.job_types, limit=1)
@@ -112,7 +116,11 @@ async def _held(context: ApiContext, job_id: uuid.UUID, worker_id: uuid.UUID | N
 async def complete_job(job_id: uuid.UUID, body: Complete, request: Request) -> Outcome:
     """Complete a job RUNNING for ``workerId`` (for any worker without one): one statement; the job is read only
     to explain a refusal (404 for no such job, 409 for a job not RUNNING for that worker)."""
-    context = context_of(request)
+    return await complete(context_of(request), job_id, body)
+
+
+async def complete(context: ApiContext, job_id: uuid.UUID, body: Complete) -> Outcome:
+    """What :func:`complete_job` does, for FastAPI's route and the fast path alike."""
     if await context.engine.complete_held(job_id, body.worker_id, body.result):
         return Outcome(job_id=job_id, status="COMPLETED")
     await _held(context, job_id, body.worker_id)

@@ -202,9 +202,8 @@ async def api_section(settings: settings_module.Settings) -> report.Section:
         "of every round under the table). Both make two statements per acquire-complete pair: the claim, then "
         "the completion (conveyor's guarded by the status and the worker, and releasing dependents; the bare "
         "endpoint's one UPDATE). conveyor runs with its default settings: bearer tokens checked, bodies validated, "
-        "request metrics. A well-formed `POST /api/jobs` is answered by its fast path (api/fast_create.py: the "
-        "route's own model and code without FastAPI's per-request machinery); the acquire and the completion go "
-        "through FastAPI."
+        "request metrics. A well-formed `POST /api/jobs`, acquire or completion is answered by the fast path "
+        "(api/fast_path.py: the route's own model and code without FastAPI's per-request machinery)."
     )
     rows, rounds = [], []
     for what in ("create", "acquire+complete"):
