@@ -45,8 +45,8 @@ class Release:
 
     def worker(self, database: str, *args: str) -> subprocess.Popen[bytes]:
         """A `conveyor worker` of this release, running the test handlers of its own tree."""
-        return subprocess.Popen([str(self.python), "-m", "conveyor", "worker", "--job-types", "test.noop", *args],
-                                env=self.env(database), cwd=self.source, stderr=subprocess.DEVNULL)  # fmt: skip
+        argv = [str(self.python), "-m", "conveyor", "worker", "--job-types", "test.noop,test.sleep", *args]
+        return subprocess.Popen(argv, env=self.env(database), cwd=self.source, stderr=subprocess.DEVNULL)
 
     def conveyor(self, database: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(self.python), "-m", "conveyor", *args], env=self.env(database), cwd=self.source,
@@ -105,7 +105,9 @@ async def test_an_old_and_a_new_worker_drain_one_queue_during_a_rolling_upgrade(
     try:
         new = workers.start("--concurrency", "8")
         await wait_until(lambda: _active_workers(engine, 2), within=60, what="both releases' workers registered")
-        ids = await create(engine, 2000, "test.noop", log=str(log))  # only now: neither may drain it alone
+        # Only now, and 10 ms each: one worker's 8 slots alone would take 2.5 s, and the other joins within its
+        # 0.5 s poll even if it missed the wake-up. (No-op jobs were drained by one alone before the other woke.)
+        ids = await create(engine, 2000, "test.sleep", seconds=0.01, log=str(log))
         await wait_until(lambda: _completed(engine, 2000), within=180, what="2,000 jobs drained by both")
     finally:
         old.terminate()
