@@ -26,11 +26,12 @@ CALLS = 12
 CUSTOM_PLANS_BEFORE_CHOOSING = 5
 
 
-async def _unanalyzed_backlog(pool: Pool, conn: Connection) -> None:
+async def _unanalyzed_backlog(pool: Pool, conn: Connection, jobs: int = JOBS, job_type: str = "t") -> None:
+    """``jobs`` PENDING jobs of ``job_type``, in a table autovacuum leaves alone (so unanalyzed until told)."""
     await conn.execute("ALTER TABLE job_rows SET (autovacuum_enabled = false)")  # this test's own database
     engine = Engine(pool)
-    for _ in range(0, JOBS, 5_000):
-        await engine.create_dag([JobSpec(job_type="t") for _ in range(5_000)])
+    for _ in range(0, jobs, 5_000):
+        await engine.create_dag([JobSpec(job_type=job_type) for _ in range(5_000)])
 
 
 async def _completion_plans(conn: Connection) -> tuple[int, int]:
@@ -80,10 +81,8 @@ ByIdCall = Callable[[Connection, list[JobRow], list[uuid.UUID]], Awaitable[objec
 async def _running_after_an_idle_queue(pool: Pool, conn: Connection) -> tuple[list[JobRow], list[uuid.UUID]]:
     """RUNNING jobs, each with a BLOCKED child, in a table last analyzed while every job had finished: the
     statistics say no job runs or waits. Returns the running jobs and the children."""
-    await conn.execute("ALTER TABLE job_rows SET (autovacuum_enabled = false)")  # this test's own database
+    await _unanalyzed_backlog(pool, conn, IDLE, "idle")
     engine, worker = Engine(pool), uuid.uuid4()
-    for _ in range(0, IDLE, 5_000):
-        await engine.create_dag([JobSpec(job_type="idle") for _ in range(5_000)])
     for held in await _claim_all(conn, "idle", worker):
         await job_queries.complete_many(conn, [CompletionRow(j.id, j.attempts, {}) for j in held])
     await conn.execute("ANALYZE job_rows")
