@@ -149,9 +149,7 @@ def test_both_paths_give_the_same_answers_through_conveyor_api(api: ApiServer) -
             else:
                 assert fast.json() == routed.json(), request
         lines = http.get("/metrics").text.splitlines()
-    created = [line for line in lines if line.startswith("conveyor_http_requests_total{")
-               and 'route="/api/jobs"' in line and 'method="POST"' in line and 'code="201"' in line]  # fmt: skip
-    assert created and float(created[0].rsplit(" ", 1)[1]) == 4, "both paths are counted under the route's template"
+    assert _posts_counted(lines, "/api/jobs", 201) == 4, "both paths are counted under the route's template"
 
 
 def test_acquire_and_complete_answer_alike_down_both_paths(api: ApiServer) -> None:
@@ -183,11 +181,16 @@ def test_acquire_and_complete_answer_alike_down_both_paths(api: ApiServer) -> No
             assert fast.status_code in {404, 422} and fast.json() == routed.json()
         lines = http.get("/metrics").text.splitlines()
     for route in ("/api/jobs/acquire", "/api/jobs/{job_id}/complete"):
-        counted = [line for line in lines if line.startswith("conveyor_http_requests_total{")
-                   and f'route="{route}"' in line and 'method="POST"' in line and 'code="200"' in line]  # fmt: skip
-        assert counted and float(counted[0].rsplit(" ", 1)[1]) == 2, route
+        assert _posts_counted(lines, route, 200) == 2, route
 
 
 def _without_id(job: dict[str, Any]) -> dict[str, Any]:
     """The job's body without what differs between two jobs made alike: the id and the times."""
     return {key: value for key, value in job.items() if key != "jobId" and not key.endswith("At")}
+
+
+def _posts_counted(metrics: list[str], route: str, code: int) -> float | None:
+    """``conveyor_http_requests_total`` of POSTs to ``route`` answered ``code``; None when no line counts them."""
+    counted = [line for line in metrics if line.startswith("conveyor_http_requests_total{")
+               and f'route="{route}"' in line and 'method="POST"' in line and f'code="{code}"' in line]  # fmt: skip
+    return float(counted[0].rsplit(" ", 1)[1]) if counted else None
