@@ -158,10 +158,13 @@ class Worker:
 
     async def claim_once(self, trigger: str = "poll") -> int:
         """Claim up to the free slots in one statement and start the jobs; the number started."""
-        if self.free_slots <= 0 or self.draining:
+        # Read once: finishes leave the claim-ahead window as the clock moves, so a second reading may be lower
+        # than the first, even below zero (PostgreSQL refused a negative LIMIT, and the worker process died).
+        free = self.free_slots
+        if free <= 0 or self.draining:
             return 0
         self._last_claim = asyncio.get_running_loop().time()
-        jobs = await self.engine.claim(self.id, job_types=self.job_types, limit=self.free_slots)
+        jobs = await self.engine.claim(self.id, job_types=self.job_types, limit=free)
         self.metrics.claims.labels(trigger).inc()
         now, loop = datetime.now(UTC), asyncio.get_running_loop()
         for job in jobs:

@@ -7,7 +7,7 @@ import signal
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
@@ -22,6 +22,7 @@ from conveyor.pipeline.handlers import builtin_handlers
 from conveyor.pipeline.handlers.base import HandlerRegistry
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.pipeline.worker.autoscale import AutoscaleMetrics, Autoscaler, Bounds
+from conveyor.pipeline.worker.claim_ahead import RecentFinishes
 from conveyor.pipeline.worker.metrics import WorkerMetrics
 from conveyor.pipeline.worker.settings import WorkerSettings
 from conveyor.pipeline.worker.worker import Worker
@@ -162,6 +163,43 @@ async def test_autoscale_keeps_the_processes_its_running_jobs_need(engine: Engin
         assert [await scaler.run_once() for _ in range(3)] == [-1, -1, 0] and len(scaler.processes) == 1
     finally:
         await scaler.stop_all()
+
+
+async def test_a_claim_asks_for_the_free_slots_it_counted_though_finishes_expire_meanwhile(
+    settings: Settings, engine: Engine
+) -> None:
+    """Finishes leave the claim-ahead window as the clock moves: a claim must not read the free slots again
+    after deciding there are some (a second reading below zero was a negative LIMIT, and the process died)."""
+    redis = redis_client(settings.redis)
+    worker = Worker(engine, registry_with_test_handlers(), s3_client(settings.s3), redis,
+                    WorkerSettings(job_types=["test.sleep"], concurrency=1, claim_ahead_seconds=1),
+                    EngineSettings(), settings.redis, WorkerMetrics(CollectorRegistry()))  # fmt: skip
+    worker._finished = window = _Expiring(steady=3)
+    completer = asyncio.create_task(worker.completer.run())
+    try:
+        await worker.register()
+        await create(engine, 6, "test.sleep", seconds=1)
+        assert await worker.claim_once() == 4, "one slot and three ahead"
+        window.steady, window.next_reading = 0, 4  # four finishes at the next reading, expired right after it
+        assert await worker.claim_once() == 1, "one more, as counted when the claim began"
+    finally:
+        await worker.shutdown()
+        completer.cancel()
+        await redis.aclose()
+
+
+class _Expiring(RecentFinishes):
+    """A claim-ahead window that counts ``steady`` finishes, or ``next_reading`` once when set."""
+
+    def __init__(self, steady: int) -> None:
+        super().__init__(window_seconds=1, cap=16)
+        self.steady, self.next_reading = steady, cast(int | None, None)
+
+    def count(self, now: float) -> int:
+        if self.next_reading is None:
+            return self.steady
+        reading, self.next_reading = self.next_reading, None
+        return reading
 
 
 def _sleep_scaler(engine: Engine, workers: Workers, *, backlog_per_process: int) -> Autoscaler:
