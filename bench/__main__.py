@@ -20,6 +20,7 @@ from bench import worker as worker_bench
 from bench.database import fresh_database
 from conveyor import runtime
 from conveyor import settings as settings_module
+from conveyor.commands.run import DEFAULT_AUTOSCALE
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 PEER_JOBS = 5_000
@@ -228,7 +229,8 @@ def e2e_section(settings: settings_module.Settings) -> report.Section:
     running, complete = e2e_bench.percentiles(figures.to_running_ms), e2e_bench.percentiles(figures.to_complete_ms)
     section.figures["to_running_p50"], section.figures["to_running_p99"] = running[0], running[2]
     section.text(
-        f"`conveyor run` (ingest, 2 autoscaled workers of concurrency 8, API) on the local stack, MinIO in the "
+        f"`conveyor run` (ingest, workers of concurrency 8 autoscaled {DEFAULT_AUTOSCALE} as by default, API) on the "
+        "local stack, MinIO in the "
         f"default mode (no queue dir, asynchronous events). Light load: {len(figures.to_running_ms)} small CSV "
         "uploads, one every 100 ms; each starts 3 jobs (checksum → inspect, csv.profile). Times from the PUT "
         "returning, read from the jobs' database timestamps."

@@ -36,6 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench import cpu
+from conveyor.commands.run import DEFAULT_AUTOSCALE
 from conveyor.db import events as event_queries
 from conveyor.db.connection import connect
 from conveyor.db.records import JobRow
@@ -266,7 +267,11 @@ def plot(figures: E2EFigures) -> list[str]:
 def run(settings: Settings, *, light: int = 200) -> E2EFigures:
     floor, floor_cpu = io_floor(settings)
     trials: list[Steady] = []
-    with tempfile.TemporaryDirectory() as tmp, running_system(settings, Path(tmp)) as system:
+    # Workers autoscaled as `conveyor run` does by default: what a user measuring it would run.
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_system(settings, Path(tmp), autoscale=DEFAULT_AUTOSCALE) as system,
+    ):
         time.sleep(3)  # let the autoscaled workers register and subscribe to wake-ups
         to_running, to_complete, to_recorded, recorded_to_running = light_load(system, light)
         low, high = 0.0, floor

@@ -39,12 +39,19 @@ INGEST_METRICS_PORT = 19101
 AUTOSCALER_METRICS_PORT = 19102
 WORKER_METRICS_PORT_BASE = 19110
 RESTART_BACKOFF_SECONDS = 2.0
+#: Worker processes, MIN:MAX: one until a backlog finds the host with a core to spare for another.
+DEFAULT_AUTOSCALE = "1:3"
 
 
 def register(commands: Any) -> None:
     run = commands.add_parser("run", help="run everything in the foreground: stack, ingest, workers, API")
     run.add_argument("--no-stack", action="store_true", help="use services that are already running")
-    run.add_argument("--autoscale", default="1:3", metavar="MIN:MAX", help="worker processes (default 1:3)")
+    run.add_argument(
+        "--autoscale",
+        default=DEFAULT_AUTOSCALE,
+        metavar="MIN:MAX",
+        help=f"worker processes (default {DEFAULT_AUTOSCALE})",
+    )
     run.add_argument("--no-samples", action="store_true", help="do not upload the sample files")
     run.add_argument("--quiet", action="store_true", help="no line per finished pipeline")
     run.set_defaults(handler=_run)

@@ -169,7 +169,9 @@ class _Zeros(io.RawIOBase):
 
 
 @contextmanager
-def running_system(settings: Settings, tmp: Path, **extra_env: str) -> Iterator[System]:
+def running_system(settings: Settings, tmp: Path, *, autoscale: str = "2:3", **extra_env: str) -> Iterator[System]:
+    """`conveyor run` on a database, bucket and consumer group of its own; ``autoscale`` its worker processes
+    (two by default: tests see work shared between processes)."""
     run_id = uuid.uuid4().hex[:8]
     bucket, database, group = isolation.bucket("e2e"), f"conveyor_e2e_{run_id}", isolation.group("e2e")
     # Migrated from empty rather than cloned from the test template: `make bench` runs this without pytest.
@@ -188,7 +190,7 @@ def running_system(settings: Settings, tmp: Path, **extra_env: str) -> Iterator[
         CONVEYOR_ENGINE__RESCUE_INTERVAL_SECONDS="1", CONVEYOR_ENGINE__WORKER_LOST_AFTER_SECONDS="6",
         CONVEYOR_API__CLUSTER_METRICS_INTERVAL_SECONDS="1", **extra_env,
     )  # fmt: skip
-    argv = [sys.executable, "-m", "conveyor", "run", "--no-stack", "--no-samples", "--autoscale", "2:3"]
+    argv = [sys.executable, "-m", "conveyor", "run", "--no-stack", "--no-samples", "--autoscale", autoscale]
     output = tmp / "run.out"
     process = subprocess.Popen(argv, env=env, stdout=output.open("wb"), stderr=(tmp / "run.log").open("wb"))
     scoped = settings.model_copy(update={"postgres": settings.postgres.model_copy(update={"database": database})})
