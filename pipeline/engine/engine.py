@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -100,6 +100,7 @@ class Engine:
         self.retry_policies = retry or RetryPolicies()
         self.lease_grace_seconds = lease_grace_seconds
         self.wakeup = wakeup
+        self._ready_watchers: list[Callable[[Sequence[str]], None]] = []
         # With an injected clock every statement uses it; otherwise PostgreSQL's now() decides.
         self._clock = clock
         self.workers = WorkerRegistry(pool)
@@ -131,6 +132,17 @@ class Engine:
 
     def now(self) -> datetime:
         return self._clock() if self._clock else system_clock()
+
+    @contextmanager
+    def watching_completions(self, callback: Callable[[Sequence[str]], None]) -> Iterator[None]:
+        """Within the block, ``callback(job_types)`` runs in this process after each completion this engine
+        wrote that made jobs of ``job_types`` ready (children released, a capped limit's slot freed), before
+        the Redis wake-up is even sent."""
+        self._ready_watchers.append(callback)
+        try:
+            yield
+        finally:
+            self._ready_watchers.remove(callback)
 
     def _wake(self, job_types: Sequence[str]) -> None:
         if self.wakeup is not None and job_types:
@@ -235,7 +247,10 @@ class Engine:
         """Run ``job_complete_many`` and wake the types it made ready or freed; the ids completed."""
         async with acquire(self.pool) as conn:
             outcome = await job_queries.complete_many(conn, rows, worker_id=worker_id, now=self.db_now())
-        self._wake(sorted(set(outcome.released.values()) | outcome.freed_types))
+        ready = sorted(set(outcome.released.values()) | outcome.freed_types)
+        for watcher in self._ready_watchers if ready else ():
+            watcher(ready)
+        self._wake(ready)
         return outcome.completed
 
     async def fail(self, failure: Failure) -> JobStatus | None:

@@ -72,5 +72,5 @@ class WorkerMetrics:
                 counter.labels(job_type)
             for kind in ("error", "timeout"):
                 self.jobs_retried.labels(job_type, kind)
-        for trigger in ("start", "wakeup", "poll", "slot", "backlog"):
+        for trigger in ("start", "wakeup", "released", "poll", "slot", "backlog"):
             self.claims.labels(trigger)

@@ -18,6 +18,7 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -71,6 +72,7 @@ class Worker:
         self.id = uuid.uuid4()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.job_types = self._job_types()
+        self._job_type_set = frozenset(self.job_types)
         self.running: dict[uuid.UUID, Running] = {}
         self.completer = Completer(
             engine, self._completed, self._refused, settings.completion_interval_seconds, full=settings.concurrency
@@ -79,6 +81,8 @@ class Worker:
         self.listener = WakeupListener(redis, redis_settings, self.job_types)
         self.draining = False
         self._slot_freed = asyncio.Event()
+        #: Set when this process's completions made jobs of our types ready (released children, freed slots).
+        self._ready_here = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._busy = 0  # jobs holding a slot (running their handler)
         self._last_claim = -settings.wakeup_claim_interval_seconds  # loop time of the last claim statement
@@ -299,14 +303,20 @@ class Worker:
         self.supervisor.start("maintenance", lambda: maintenance.run(stop))
         self.supervisor.start("completer", self.completer.run)
         try:
-            await self._claim_loop(stop)
+            with self.engine.watching_completions(self._made_ready_here):
+                await self._claim_loop(stop)
         finally:
             await self.shutdown()
             await self.supervisor.close()
 
+    def _made_ready_here(self, job_types: Sequence[str]) -> None:
+        if not self._job_type_set.isdisjoint(job_types):
+            self._ready_here.set()
+
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         trigger = "start"
         while not stop.is_set():
+            self._ready_here.clear()  # the claim sees every commit made before it starts
             try:
                 started = await self.claim_once(trigger)
             except ServiceUnavailable as exc:
@@ -338,8 +348,8 @@ class Worker:
             return None  # the poll is the correctness path
 
     async def _wait_for_work(self, stop: asyncio.Event, *, within: float | None = None) -> str:
-        """Wait for a wake-up, a freed slot (when full), the jittered poll (or ``within`` seconds, when
-        sooner: a rate limit's next token), or stop; return which."""
+        """Wait for a wake-up, jobs this process's own commit made ready, a freed slot (when full), the
+        jittered poll (or ``within`` seconds, when sooner: a rate limit's next token), or stop; return which."""
         self.listener.event.clear()
         self._slot_freed.clear()
         s = self.settings
@@ -347,11 +357,11 @@ class Worker:
         poll = s.poll_interval_seconds * random.uniform(1 - s.poll_jitter, 1 + s.poll_jitter)
         if within is not None:
             poll = min(poll, within)
-        awaited = self._slot_freed if self.free_slots <= 0 else self.listener.event
-        tasks = {
-            asyncio.ensure_future(awaited.wait()): "slot" if awaited is self._slot_freed else "wakeup",
-            asyncio.ensure_future(stop.wait()): "stop",
-        }
+        if self.free_slots <= 0:
+            awaited = {self._slot_freed: "slot"}
+        else:  # our own commits' jobs are claimed at once; the pacing of wake-ups is for other writers' bursts
+            awaited = {self.listener.event: "wakeup", self._ready_here: "released"}
+        tasks = {asyncio.ensure_future(event.wait()): name for event, name in {**awaited, stop: "stop"}.items()}
         done, pending = await asyncio.wait(tasks, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
