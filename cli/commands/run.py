@@ -39,7 +39,7 @@ INGEST_METRICS_PORT = 19101
 AUTOSCALER_METRICS_PORT = 19102
 WORKER_METRICS_PORT_BASE = 19110
 RESTART_BACKOFF_SECONDS = 2.0
-#: Worker processes, MIN:MAX: one until a backlog finds the host with a core to spare for another.
+#: Worker processes, MIN:MAX: one at light load, more while a backlog lasts.
 DEFAULT_AUTOSCALE = "1:3"
 
 

@@ -8,11 +8,6 @@ Idle is more than "nothing ready": under a steady load, jobs are claimed the mom
 most checks see no backlog while every process is busy. A process is retired only when nothing is ready
 and the jobs running would fill at most half the slots of the processes left; otherwise the next checks
 would find the backlog again and start a process back (each start costs a new interpreter's imports).
-
-Nor is a backlog alone a reason to add one: on a host with no idle core, the backlog grows because the
-machine is saturated, and a new process only takes CPU from those running and adds its own claims,
-wake-ups and heartbeats (end to end on 2 cores at 100 uploads/s, one worker process spent 14.3 ms of
-the machine's CPU per upload, three spent 19). A process is added only while the host had idle cores.
 """
 
 from __future__ import annotations
@@ -28,7 +23,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.lifecycle.periodic import every
 from conveyor.pipeline.lifecycle.processes import ProcessSupervisor
-from conveyor.pipeline.worker.health import HostIdleSampler
 from conveyor.pipeline.worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -54,12 +48,10 @@ RETIRE_AT_MOST_BUSY = 0.5
 
 @dataclass(frozen=True)
 class Load:
-    """One observation: the supervised types' jobs ready to claim and running, and the host's idle cores
-    since the last observation (None: not known, which never holds a process back)."""
+    """One observation of the supervised job types: jobs ready to claim, and jobs running."""
 
     ready: int
     running: int
-    idle_cores: float | None = None
 
 
 @dataclass
@@ -72,7 +64,7 @@ class Pressure:
 
 def decide(load: Load, processes: int, pressure: Pressure, bounds: Bounds, settings: WorkerSettings) -> int:
     """+1, -1 or 0 processes. ``pressure`` is updated in place with this observation."""
-    pressure.busy = pressure.busy + 1 if _more_would_help(load, processes, settings) else 0
+    pressure.busy = pressure.busy + 1 if load.ready > settings.autoscale_backlog_per_process * processes else 0
     pressure.idle = pressure.idle + 1 if _one_to_spare(load, processes, settings.concurrency) else 0
     if processes < bounds.minimum:
         return 1
@@ -83,12 +75,6 @@ def decide(load: Load, processes: int, pressure: Pressure, bounds: Bounds, setti
         pressure.idle = 0
         return -1
     return 0
-
-
-def _more_would_help(load: Load, processes: int, settings: WorkerSettings) -> bool:
-    """The backlog per process is over the threshold, and the host has a core a new process could use."""
-    backlog = load.ready > settings.autoscale_backlog_per_process * processes
-    return backlog and (load.idle_cores is None or load.idle_cores >= settings.autoscale_min_idle_cores)
 
 
 def _one_to_spare(load: Load, processes: int, slots: int) -> bool:
@@ -111,9 +97,6 @@ class AutoscaleMetrics:
         self.running = Gauge(
             "conveyor_autoscaler_running_jobs", "RUNNING jobs of the supervised types.", registry=registry
         )
-        self.idle_cores = Gauge(
-            "conveyor_autoscaler_host_idle_cores", "Idle cores of the host since the last check.", registry=registry
-        )
 
 
 class Autoscaler:
@@ -133,7 +116,6 @@ class Autoscaler:
         self.supervisor = ProcessSupervisor()
         self.pressure = Pressure()
         self._started = 0
-        self._host = HostIdleSampler()
 
     @property
     def processes(self) -> list[subprocess.Popen[bytes]]:
@@ -141,8 +123,7 @@ class Autoscaler:
 
     async def load(self) -> Load:
         stats = self.engine.stats
-        ready, running = await stats.ready_backlog(self.job_types), await stats.running(self.job_types)
-        return Load(ready, running, self._host.sample())
+        return Load(await stats.ready_backlog(self.job_types), await stats.running(self.job_types))
 
     async def run_once(self) -> int:
         """One observation and at most one change; returns the change (+1, -1 or 0)."""
@@ -162,15 +143,10 @@ class Autoscaler:
             log.info("autoscale: %d job(s) running, none ready: retiring %s gracefully (now %d)", load.running,
                      retired.name, len(self.supervisor))  # fmt: skip
             self.metrics.decisions.labels("down").inc()
-        self._record(load)
-        return change
-
-    def _record(self, load: Load) -> None:
         self.metrics.processes.set(len(self.supervisor))
         self.metrics.backlog.set(load.ready)
         self.metrics.running.set(load.running)
-        if load.idle_cores is not None:
-            self.metrics.idle_cores.set(load.idle_cores)
+        return change
 
     async def run(self, stop: asyncio.Event) -> None:
         try:

@@ -40,6 +40,3 @@ class WorkerSettings(BaseModel):
     autoscale_backlog_per_process: int = Field(50, ge=1)
     autoscale_interval_seconds: float = Field(5.0, gt=0)
     autoscale_patience: int = Field(2, ge=1)
-    #: A process is added only while the host had at least this many idle cores since the last check: on a
-    #: saturated host a new process takes CPU from the ones running and adds its own (0: backlog alone).
-    autoscale_min_idle_cores: float = Field(0.5, ge=0)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -26,7 +23,6 @@ from conveyor.pipeline.handlers.base import HandlerRegistry
 from conveyor.pipeline.storage.client import s3_client
 from conveyor.pipeline.worker.autoscale import AutoscaleMetrics, Autoscaler, Bounds
 from conveyor.pipeline.worker.claim_ahead import RecentFinishes
-from conveyor.pipeline.worker.health import HostIdleSampler
 from conveyor.pipeline.worker.metrics import WorkerMetrics
 from conveyor.pipeline.worker.settings import WorkerSettings
 from conveyor.pipeline.worker.worker import Worker
@@ -167,35 +163,6 @@ async def test_autoscale_keeps_the_processes_its_running_jobs_need(engine: Engin
         assert [await scaler.run_once() for _ in range(3)] == [-1, -1, 0] and len(scaler.processes) == 1
     finally:
         await scaler.stop_all()
-
-
-async def test_autoscale_adds_no_process_while_the_host_has_no_idle_core(engine: Engine, workers: Workers) -> None:
-    """A backlog while every core is busy (here, a spinning process per core) adds no process; once the
-    cores are idle again the same backlog does."""
-    await create(engine, 300, "test.sleep", seconds=0.1)
-    scaler = _sleep_scaler(engine, workers, backlog_per_process=10)
-    spinning = _spin_every_core()
-    try:
-        assert await scaler.run_once() == 1, "below MIN: one at once, whatever the host"
-        assert [await _check_later(scaler) for _ in range(3)] == [0, 0, 0], "a backlog, but no idle core"
-    finally:
-        for process in spinning:
-            process.kill()
-            process.wait()
-    try:
-        assert 1 in [await _check_later(scaler) for _ in range(3)], "the same backlog, and idle cores"
-    finally:
-        await scaler.stop_all()
-
-
-def _spin_every_core() -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
-
-
-async def _check_later(scaler: Autoscaler) -> int:
-    """One check, a reading window of the host's CPU after the last (back-to-back checks read none)."""
-    await asyncio.sleep(HostIdleSampler().window_seconds + 0.1)
-    return await scaler.run_once()
 
 
 async def test_a_claim_asks_for_the_free_slots_it_counted_though_finishes_expire_meanwhile(

@@ -83,18 +83,3 @@ def test_autoscale_keeps_a_process_its_running_jobs_need() -> None:
     assert spare == [0, -1], "8 running fill half of them: one process is to spare"
     assert [decide(Load(0, 4), 2, pressure, bounds, settings) for _ in range(2)] == [0, -1]
     assert decide(Load(1, 0), 2, pressure, bounds, settings) == 0, "a ready job is not idle"
-
-
-def test_autoscale_adds_a_process_only_while_the_host_has_an_idle_core() -> None:
-    """A backlog on a saturated host is the machine's limit, not the processes': another would not help."""
-    bounds, pressure = Bounds(1, 3), Pressure()
-    settings = WorkerSettings(concurrency=8, autoscale_backlog_per_process=10, autoscale_patience=2)
-    saturated = [decide(Load(500, 8, idle_cores=0.3), 1, pressure, bounds, settings) for _ in range(4)]
-    assert saturated == [0, 0, 0, 0]
-    assert decide(Load(500, 8, idle_cores=0.6), 1, pressure, bounds, settings) == 0, "patience counts afresh"
-    assert decide(Load(500, 8, idle_cores=0.6), 1, pressure, bounds, settings) == 1
-    unknown = [decide(Load(500, 8, idle_cores=None), 2, pressure, bounds, settings) for _ in range(2)]
-    assert unknown == [0, 1], "where the host's CPU cannot be read, the backlog alone decides"
-    backlog_alone = WorkerSettings(concurrency=8, autoscale_backlog_per_process=10, autoscale_patience=1,
-                                   autoscale_min_idle_cores=0)  # fmt: skip
-    assert decide(Load(500, 8, idle_cores=0.0), 1, Pressure(), bounds, backlog_alone) == 1
