@@ -230,8 +230,8 @@ def e2e_section(settings: settings_module.Settings) -> report.Section:
     section.figures["to_running_p50"], section.figures["to_running_p99"] = running[0], running[2]
     section.text(
         f"`conveyor run` (ingest, workers of concurrency 8 autoscaled {DEFAULT_AUTOSCALE} as by default, API) on the "
-        "local stack, MinIO in the "
-        f"default mode (no queue dir, asynchronous events). Light load: {len(figures.to_running_ms)} small CSV "
+        "local stack, MinIO in the default mode (no queue dir, asynchronous events). "
+        f"Light load: {len(figures.to_running_ms)} small CSV "
         "uploads, one every 100 ms; each starts 3 jobs (checksum → inspect, csv.profile). Times from the PUT "
         "returning, read from the jobs' database timestamps."
     )

@@ -248,8 +248,9 @@ class Engine:
         async with acquire(self.pool) as conn:
             outcome = await job_queries.complete_many(conn, rows, worker_id=worker_id, now=self.db_now())
         ready = sorted(set(outcome.released.values()) | outcome.freed_types)
-        for watcher in self._ready_watchers if ready else ():
-            watcher(ready)
+        if ready:
+            for watcher in self._ready_watchers:
+                watcher(ready)
         self._wake(ready)
         return outcome.completed
 

@@ -316,7 +316,7 @@ class Worker:
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         trigger = "start"
         while not stop.is_set():
-            self._ready_here.clear()  # the claim sees every commit made before it starts
+            self._ready_here.clear()  # the claim sees every completion written before it starts
             try:
                 started = await self.claim_once(trigger)
             except ServiceUnavailable as exc:
@@ -348,7 +348,7 @@ class Worker:
             return None  # the poll is the correctness path
 
     async def _wait_for_work(self, stop: asyncio.Event, *, within: float | None = None) -> str:
-        """Wait for a wake-up, jobs this process's own commit made ready, a freed slot (when full), the
+        """Wait for a wake-up, jobs this process's own completions made ready, a freed slot (when full), the
         jittered poll (or ``within`` seconds, when sooner: a rate limit's next token), or stop; return which."""
         self.listener.event.clear()
         self._slot_freed.clear()
@@ -359,7 +359,7 @@ class Worker:
             poll = min(poll, within)
         if self.free_slots <= 0:
             awaited = {self._slot_freed: "slot"}
-        else:  # our own commits' jobs are claimed at once; the pacing of wake-ups is for other writers' bursts
+        else:  # what our own completions made ready is claimed at once; wake-ups' pacing is for others' bursts
             awaited = {self.listener.event: "wakeup", self._ready_here: "released"}
         tasks = {asyncio.ensure_future(event.wait()): name for event, name in {**awaited, stop: "stop"}.items()}
         done, pending = await asyncio.wait(tasks, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
