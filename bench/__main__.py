@@ -229,9 +229,9 @@ def e2e_section(settings: settings_module.Settings) -> report.Section:
     running, complete = e2e_bench.percentiles(figures.to_running_ms), e2e_bench.percentiles(figures.to_complete_ms)
     section.figures["to_running_p50"], section.figures["to_running_p99"] = running[0], running[2]
     section.text(
-        f"`conveyor run` (ingest, workers of concurrency 8 autoscaled {DEFAULT_AUTOSCALE} as by default, API) on the "
-        "local stack, MinIO in the default mode (no queue dir, asynchronous events). "
-        f"Light load: {len(figures.to_running_ms)} small CSV "
+        f"`conveyor run` (ingest, workers of concurrency 8 autoscaled {DEFAULT_AUTOSCALE} as by default, API; every "
+        "loop at its default interval) on the local stack, MinIO in the default mode (no queue dir, asynchronous "
+        f"events). Light load: {len(figures.to_running_ms)} small CSV "
         "uploads, one every 100 ms; each starts 3 jobs (checksum → inspect, csv.profile). Times from the PUT "
         "returning, read from the jobs' database timestamps."
     )

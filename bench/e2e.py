@@ -267,10 +267,11 @@ def plot(figures: E2EFigures) -> list[str]:
 def run(settings: Settings, *, light: int = 200) -> E2EFigures:
     floor, floor_cpu = io_floor(settings)
     trials: list[Steady] = []
-    # Workers autoscaled as `conveyor run` does by default: what a user measuring it would run.
+    # Workers autoscaled, and loops at their intervals, as `conveyor run` has them by default: what a user
+    # measuring it would run.
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_system(settings, Path(tmp), autoscale=DEFAULT_AUTOSCALE) as system,
+        running_system(settings, Path(tmp), autoscale=DEFAULT_AUTOSCALE, quick_intervals=False) as system,
     ):
         time.sleep(3)  # let the autoscaled workers register and subscribe to wake-ups
         to_running, to_complete, to_recorded, recorded_to_running = light_load(system, light)

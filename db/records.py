@@ -67,6 +67,9 @@ class JobRow:
     concurrency_key: str = ""
     depends_on: list[uuid.UUID] = field(default_factory=list)
     dependents: list[uuid.UUID] = field(default_factory=list)
+    #: Whether a checkpoint was saved for this job when it was claimed; True when not known (a row read
+    #: elsewhere than the claim), so a reader looks it up.
+    has_checkpoint: bool = True
 
     @property
     def retries_left(self) -> int:
@@ -81,6 +84,7 @@ class JobRow:
         values["depends_on"] = list(values.get("depends_on") or [])
         values["dependents"] = list(values.get("dependents") or [])
         values.setdefault("concurrency_key", "")
+        values.setdefault("has_checkpoint", True)
         if len(values) != len(_JOB_FIELDS):
             return cls(**values)  # a column is missing: the constructor says which
         # Every field is here and typed by PostgreSQL: fill the instance at once. A frozen dataclass's

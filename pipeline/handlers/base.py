@@ -58,6 +58,7 @@ class JobContext:
     log: logging.LoggerAdapter[logging.Logger]
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    _checkpointed: bool = field(default=False, init=False, repr=False)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -88,9 +89,15 @@ class JobContext:
 
     async def checkpoint(self, state: Any) -> bool:
         """Save progress; a retry of this job starts from :meth:`last_checkpoint`."""
-        return await self.engine.checkpoint(self.job, state)
+        saved = await self.engine.checkpoint(self.job, state)
+        self._checkpointed = self._checkpointed or saved
+        return saved
 
     async def last_checkpoint(self) -> Any:
+        """The latest saved progress, or None. A job claimed with none and not checkpointed since has none:
+        most jobs run once, and skip the database round trip."""
+        if not (self.job.has_checkpoint or self._checkpointed):
+            return None
         return await self.engine.last_checkpoint(self.job.id)
 
     def checkpoint_from_thread(self, state: Any) -> bool:

@@ -230,8 +230,11 @@ async def test_retry_refuses_live_jobs_and_unknown_ids(engine: Engine) -> None:
 async def test_checkpoints_belong_to_the_attempt_holding_the_job(engine: Engine) -> None:
     await engine.create(JobSpec(job_type="t"))
     (job,) = await engine.claim(WORKER)
+    assert not job.has_checkpoint
     assert await engine.checkpoint(job, {"rows": 1000})
     assert await engine.last_checkpoint(job.id) == {"rows": 1000}
     await engine.requeue([job])
     assert not await engine.checkpoint(job, {"rows": 2000}), "a requeued attempt cannot write"
     assert await engine.last_checkpoint(job.id) == {"rows": 1000}
+    (again,) = await engine.claim(WORKER)
+    assert again.attempts == job.attempts and again.has_checkpoint, "the snoozed attempt's progress is announced"

@@ -168,10 +168,21 @@ class _Zeros(io.RawIOBase):
         return size
 
 
+#: Loop intervals short enough for a test to watch heartbeats, rescues and scaling happen.
+QUICK_INTERVALS = {
+    "CONVEYOR_WORKER__POLL_INTERVAL_SECONDS": "0.5", "CONVEYOR_WORKER__HEARTBEAT_INTERVAL_SECONDS": "1",
+    "CONVEYOR_WORKER__AUTOSCALE_INTERVAL_SECONDS": "1", "CONVEYOR_ENGINE__RESCUE_INTERVAL_SECONDS": "1",
+    "CONVEYOR_ENGINE__WORKER_LOST_AFTER_SECONDS": "6", "CONVEYOR_API__CLUSTER_METRICS_INTERVAL_SECONDS": "1",
+}  # fmt: skip
+
+
 @contextmanager
-def running_system(settings: Settings, tmp: Path, *, autoscale: str = "2:3", **extra_env: str) -> Iterator[System]:
+def running_system(
+    settings: Settings, tmp: Path, *, autoscale: str = "2:3", quick_intervals: bool = True, **extra_env: str
+) -> Iterator[System]:
     """`conveyor run` on a database, bucket and consumer group of its own; ``autoscale`` its worker processes
-    (two by default: tests see work shared between processes)."""
+    (two by default: tests see work shared between processes). ``quick_intervals`` shortens its loops'
+    intervals so tests see heartbeats, rescues and scaling within seconds; a benchmark measures the defaults."""
     run_id = uuid.uuid4().hex[:8]
     bucket, database, group = isolation.bucket("e2e"), f"conveyor_e2e_{run_id}", isolation.group("e2e")
     # Migrated from empty rather than cloned from the test template: `make bench` runs this without pytest.
@@ -185,10 +196,7 @@ def running_system(settings: Settings, tmp: Path, *, autoscale: str = "2:3", **e
         CONVEYOR_POSTGRES__DATABASE=database, CONVEYOR_INGEST__GROUP_ID=group, CONVEYOR_S3__BUCKETS=f'["{bucket}"]',
         CONVEYOR_API__PORT=str(port), CONVEYOR_API__TOKENS=f'["{TOKEN}"]', CONVEYOR_INGEST__PIPELINES_FILE=str(rules),
         CONVEYOR_INGEST__DEAD_LETTER_UNROUTED="true", CONVEYOR_WORKER__CONCURRENCY="8",
-        CONVEYOR_WORKER__POLL_INTERVAL_SECONDS="0.5", CONVEYOR_WORKER__HEARTBEAT_INTERVAL_SECONDS="1",
-        CONVEYOR_WORKER__SHUTDOWN_GRACE_SECONDS="5", CONVEYOR_WORKER__AUTOSCALE_INTERVAL_SECONDS="1",
-        CONVEYOR_ENGINE__RESCUE_INTERVAL_SECONDS="1", CONVEYOR_ENGINE__WORKER_LOST_AFTER_SECONDS="6",
-        CONVEYOR_API__CLUSTER_METRICS_INTERVAL_SECONDS="1", **extra_env,
+        CONVEYOR_WORKER__SHUTDOWN_GRACE_SECONDS="5", **(QUICK_INTERVALS if quick_intervals else {}), **extra_env,
     )  # fmt: skip
     argv = [sys.executable, "-m", "conveyor", "run", "--no-stack", "--no-samples", "--autoscale", autoscale]
     output = tmp / "run.out"

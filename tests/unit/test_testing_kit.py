@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from conveyor.pipeline.engine.errors import ObjectMissing
 from conveyor.pipeline.handlers import builtin_handlers
 from conveyor.pipeline.handlers.csv_profile import csv_profile
-from conveyor.testing import MemoryJobState, MemoryObjectStore, job_context
+from conveyor.testing import MemoryJobState, MemoryObjectStore, job_context, job_row
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -56,3 +58,19 @@ async def test_parents_results_and_checkpoints_round_trip() -> None:
     assert await ctx.last_checkpoint() is None
     assert await ctx.checkpoint({"offset": 10})
     assert await ctx.last_checkpoint() == {"offset": 10}
+
+
+async def test_a_job_claimed_without_a_checkpoint_reads_none_until_it_saves_one() -> None:
+    class CountingState(MemoryJobState):
+        lookups = 0
+
+        async def last_checkpoint(self, job_id: uuid.UUID) -> Any:
+            self.lookups += 1
+            return await super().last_checkpoint(job_id)
+
+    state = CountingState()
+    first_attempt = dataclasses.replace(job_row("csv.profile"), has_checkpoint=False)
+    ctx = job_context("csv.profile", state=state, job=first_attempt)
+    assert await ctx.last_checkpoint() is None and state.lookups == 0, "no round trip for a first attempt"
+    assert await ctx.checkpoint({"offset": 10})
+    assert await ctx.last_checkpoint() == {"offset": 10} and state.lookups == 1
