@@ -27,8 +27,9 @@ BENCH_DB = "conveyor_bench"
 SQL = parse((Path(__file__).parent / "bare.sql").read_text(), origin="bench/bare.sql")
 ENQUEUE_BATCH = 5_000
 #: Bulk enqueue and the bare COPY take turns this many times; the report takes each one's median. A single
-#: round of each varied by a fifth from run to run (the first one in a fresh database ran slowest).
-ENQUEUE_ROUNDS = 3
+#: round of each varied by a fifth from run to run (the first one in a fresh database ran slowest), and on
+#: one machine within an hour by a third: the median of three then swung from 61% to 75% of the COPY.
+ENQUEUE_ROUNDS = 5
 
 
 @dataclass(frozen=True)

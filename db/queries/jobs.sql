@@ -200,7 +200,9 @@ SET status = 'RUNNING',
     lease_expires_at = coalesce($5::timestamptz, now()) + make_interval(secs => j.timeout_ms / 1000.0 + $4::float8)
 WHERE j.id = ANY(ARRAY(SELECT id FROM granted))  -- by primary key: the planner cannot size the CTEs above
 -- has_checkpoint: an earlier attempt (or a snooze) saved progress; without one the handler skips the lookup.
-RETURNING j.*, EXISTS (SELECT 1 FROM state_snapshots s WHERE s.job_id = j.id) AS has_checkpoint;
+-- A scalar sub-select, not EXISTS: the planner may hash an EXISTS over the whole table of checkpoints (they
+-- stay until retention) on every claim, where this probes the primary key per job (tests/db/test_plans.py).
+RETURNING j.*, (SELECT true FROM state_snapshots s WHERE s.job_id = j.id) IS NOT NULL AS has_checkpoint;
 
 -- name: job_extend_leases
 -- Heartbeat: extend the leases of the jobs a worker still holds. $1 ids, $2 attempts, $3 grace seconds,

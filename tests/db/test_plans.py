@@ -1,5 +1,6 @@
-"""Plans of the job statements: the completion keeps one cached plan, and no statement naming its jobs by
-id reads more of the table than those jobs, whatever the statistics say.
+"""Plans of the job statements: the completion keeps one cached plan, no statement naming its jobs by id
+reads more of the table than those jobs, and a claim reads only its own jobs' checkpoints, whatever the
+statistics say.
 
 PostgreSQL plans a prepared statement for its values five times, then keeps its generic plan unless that
 costs more than the average plan it made for values. The completion is planned for a job table with no
@@ -153,3 +154,29 @@ async def test_statements_naming_jobs_read_only_them(pool: Pool, conn: Connectio
         await transaction.rollback()
     too_many = [name for name, read in reads.items() if read > READS_PER_JOB * BATCH]
     assert not too_many, f"job rows read by each statement naming {BATCH} jobs: {reads}"
+
+
+# -- the claim looks up the checkpoints of the jobs it claims, not the table of them ----------------------
+
+#: Checkpoints kept (they stay until retention deletes their jobs): hashed whole per claim, they cost more
+#: than the claim itself, and below a few thousand the planner prefers that to a probe per claimed job.
+SNAPSHOTS = 3_000
+
+
+async def test_a_claim_probes_only_the_checkpoints_of_its_jobs(pool: Pool, conn: Connection) -> None:
+    """Whether a claimed job has a checkpoint is read by primary key, per job claimed, with the statistics
+    of a table of thousands of checkpoints and the generic plan PostgreSQL keeps."""
+    engine = Engine(pool)
+    await engine.create_dag([JobSpec(job_type="done") for _ in range(SNAPSHOTS)])
+    await conn.execute("INSERT INTO state_snapshots (job_id, attempt, state) SELECT id, 1, '{}' FROM job_rows")
+    await engine.create_dag([JobSpec(job_type="t") for _ in range(BATCH)])
+    await conn.execute("ANALYZE job_rows, state_snapshots")
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        held = await job_queries.claim(conn, job_types=["t"], worker_id=uuid.uuid4(), limit=BATCH,
+                                       lease_grace_seconds=5)  # fmt: skip
+        read = await conn.fetchrow(
+            "SELECT seq_tup_read, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'state_snapshots'"
+        )
+    assert len(held) == BATCH and not any(job.has_checkpoint for job in held)
+    assert read is not None and (read["seq_tup_read"], read["idx_scan"]) == (0, BATCH), dict(read or {})
