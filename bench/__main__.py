@@ -66,7 +66,7 @@ async def engine_section(settings: settings_module.Settings) -> report.Section:
         f"Enqueue in bulk (`create_dag` of {enqueue[0].batch:,} jobs a transaction, the specs built in the timed loop "
         f"as a caller builds them), {enqueue[0].jobs:,} jobs a round: **{enqueue_rate:,.0f} jobs/s** (median; rounds "
         f"{_rates(enqueue)}), beside a bare asyncpg binary COPY of the same rows (built before timing) in rounds "
-        f"taken in turn with them, {copy_rate:,.0f} jobs/s ({_rates(copy)}): **{ratio:.0%}** of it "
+        f"taken in turn with them, {copy_rate:,.0f} jobs/s ({_rates(copy)}): **{report.share(ratio, 0.7)}** of it "
         f"(target ≥ 70%: {'met' if ratio >= 0.7 else 'missed'})."
     )
     best_peer = max(peer_figures, key=lambda p: p.rate)
@@ -101,7 +101,7 @@ async def ingest_section(settings: settings_module.Settings) -> report.Section:
          [f"bare asyncpg loop inserting the same rows (event, upload, 2 jobs, edge), {figures.batch} events a "
           "transaction (the limit)", f"{figures.bare_rate:,.0f}", "-"],
          ["conveyor ingest: read, parse, route, record, create jobs, commit offsets",
-          f"{figures.ingest_rate:,.0f}", f"**{ratio:.0%}**: {'met' if ratio >= 0.7 else 'missed'}"]],
+          f"{figures.ingest_rate:,.0f}", f"**{report.share(ratio, 0.7)}**: {'met' if ratio >= 0.7 else 'missed'}"]],
     )  # fmt: skip
     section.text(
         f"Light load ({len(figures.latencies_ms)} events, one every 50 ms), Kafka timestamp to jobs committed: "
@@ -127,7 +127,8 @@ async def worker_section(settings: settings_module.Settings, peer_best: float | 
     for processes, rate in figures.noop_rates.items():
         ratio = f"{rate / engine_best:.0%}"
         if processes == 1:
-            ratio = f"**{ratio}** (target ≥ 70%: {'met' if rate / engine_best >= 0.7 else 'missed'})"
+            ratio = f"**{report.share(rate / engine_best, 0.7)}** (target ≥ 70%: "
+            ratio += f"{'met' if rate / engine_best >= 0.7 else 'missed'})"
         peer = f"{rate / peer_best:.1f}x" if peer_best else "n/a"
         if processes == max(figures.noop_rates) and peer_best:
             peer = f"**{peer}** (target ≥ 5x: {'met' if rate / peer_best >= 5 else 'missed'})"
@@ -217,7 +218,7 @@ async def api_section(settings: settings_module.Settings) -> report.Section:
             ratio = mine.rate / bare.rate
             rows.append([verb, str(mine.clients), f"{mine.rate:,.0f}", f"{api_bench.median_ms(mine):.2f}",
                          f"{mine.percentile(99):.2f}", f"{bare.rate:,.0f}",
-                         f"**{ratio:.0%}** ({'met' if ratio >= 0.7 else 'missed'})"])  # fmt: skip
+                         f"**{report.share(ratio, 0.7)}** ({'met' if ratio >= 0.7 else 'missed'})"])  # fmt: skip
     section.table(["verb", "clients", "conveyor /s", "p50 ms", "p99 ms", "bare /s", "of bare (target ≥ 70%)"], rows)
     section.text("Each round's rate (/s): " + " ".join(rounds))
     return section
@@ -272,7 +273,8 @@ def _steady(section: report.Section, figures: e2e_bench.E2EFigures) -> None:
     ratio = held.rate / figures.floor_rate
     section.text(
         f"Highest rate held for {e2e_bench.HELD_SECONDS} s: **{held.rate:,.0f} uploads/s** ({held.rate * 3:,.0f} "
-        f"jobs/s) = **{ratio:.0%}** of the I/O floor (target ≥ 50%: {'met' if ratio >= 0.5 else 'missed'})."
+        f"jobs/s) = **{report.share(ratio, 0.5)}** of the I/O floor "
+        f"(target ≥ 50%: {'met' if ratio >= 0.5 else 'missed'})."
     )
     _cpu_per_upload(section, figures, held)
 

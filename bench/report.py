@@ -66,6 +66,13 @@ def rate(jobs: float, seconds: float) -> str:
     return f"{jobs / seconds:,.0f}"
 
 
+def share(ratio: float, target: float) -> str:
+    """``ratio`` as a percentage: whole, unless rounding would show it on the other side of ``target`` (a
+    69.8% printed as 70% beside "missed")."""
+    digits = next((d for d in range(3) if (round(ratio, d + 2) >= target) == (ratio >= target)), 3)
+    return f"{ratio:.{digits}%}"
+
+
 def write(path: str, sections: list[Section], preamble: list[str]) -> None:
     lines = [
         "# Benchmark results",
