@@ -125,10 +125,10 @@ async def worker_section(settings: settings_module.Settings, peer_best: float | 
     )  # fmt: skip
     rows, engine_best = [], figures.engine_drain
     for processes, rate in figures.noop_rates.items():
-        ratio = f"{rate / engine_best:.0%}"
+        of_engine = rate / engine_best
+        ratio = f"{of_engine:.0%}"
         if processes == 1:
-            ratio = f"**{report.share(rate / engine_best, 0.7)}** (target ≥ 70%: "
-            ratio += f"{'met' if rate / engine_best >= 0.7 else 'missed'})"
+            ratio = f"**{report.share(of_engine, 0.7)}** (target ≥ 70%: {'met' if of_engine >= 0.7 else 'missed'})"
         peer = f"{rate / peer_best:.1f}x" if peer_best else "n/a"
         if processes == max(figures.noop_rates) and peer_best:
             peer = f"**{peer}** (target ≥ 5x: {'met' if rate / peer_best >= 5 else 'missed'})"
