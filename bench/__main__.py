@@ -206,6 +206,10 @@ async def flow_section(settings: settings_module.Settings) -> report.Section:
     return section
 
 
+def _cpu_cells(run: api_bench.Run) -> list[str]:
+    return [f"{run.cpu_ms(role):.2f}" for role in (api_bench.SERVER, api_bench.POSTGRES)]
+
+
 async def api_section(settings: settings_module.Settings) -> report.Section:
     figures = await api_bench.run(settings)
     section = report.Section("HTTP API: the seed verbs beside a bare uvicorn endpoint", "make bench (bench/api.py)")
@@ -221,12 +225,13 @@ async def api_section(settings: settings_module.Settings) -> report.Section:
         "request metrics. A well-formed `POST /api/jobs`, acquire or completion is answered by the fast path "
         "(api/fast_path.py: the route's own model and code without FastAPI's per-request machinery)."
     )
-    rows, rounds = [], []
+    rows, rounds, cpu_rows = [], [], []
     for what in ("create", "acquire+complete"):
         verb = "POST /api/jobs" if what == "create" else "acquire, then complete"
         by_server = figures.runs[(what, "conveyor")], figures.runs[(what, "bare")]
         for mine_rounds, bare_rounds in zip(*by_server, strict=True):
             mine, bare = api_bench.median_run(mine_rounds), api_bench.median_run(bare_rounds)
+            cpu_rows.append([verb, str(mine.clients), *_cpu_cells(mine), *_cpu_cells(bare)])
             rounds.append(f"{verb}, {mine.clients} client(s): conveyor {_rates_of([r.rate for r in mine_rounds])}; "
                           f"bare {_rates_of([r.rate for r in bare_rounds])}.")  # fmt: skip
             ratio = mine.rate / bare.rate
@@ -235,6 +240,13 @@ async def api_section(settings: settings_module.Settings) -> report.Section:
                          f"**{report.share(ratio, 0.7)}** ({'met' if ratio >= 0.7 else 'missed'})"])  # fmt: skip
     section.table(["verb", "clients", "conveyor /s", "p50 ms", "p99 ms", "bare /s", "of bare (target ≥ 70%)"], rows)
     section.text("Each round's rate (/s): " + " ".join(rounds))
+    section.text(
+        "Where the CPU went, in milliseconds per request (per pair for acquire-complete), in the rounds of median "
+        "rate above: the server's process, and PostgreSQL (every backend). Where conveyor's rate falls short of the "
+        "bare endpoint's, these show which process spent the difference."
+    )
+    section.table(["verb", "clients", "conveyor server", "conveyor PostgreSQL", "bare server", "bare PostgreSQL"],
+                  cpu_rows)  # fmt: skip
     return section
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from bench import cpu
 from bench.database import drop_database, fresh_database
 from bench.worker import ROOT
 from conveyor.api.settings import ApiSettings
@@ -31,6 +32,7 @@ from conveyor.db import connection
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec
 from conveyor.settings import Settings
+from tests.conftest import stack_status
 from tests.integration.api_server import TOKEN, api_server, free_port
 
 #: Concurrent clients of each run, and requests (or acquire-complete pairs) per run.
@@ -40,11 +42,21 @@ ROUNDS = 3
 WARM_UP = {"create": 200, "acquire+complete": 100}
 
 
+#: The roles whose CPU each run reads (bench/cpu.py): the server under test, and PostgreSQL (every backend).
+SERVER, POSTGRES = "server", "PostgreSQL"
+
+
 @dataclass(frozen=True)
 class Run:
     clients: int
     seconds: float
     latencies_ms: list[float]
+    #: CPU seconds of the run by role (``SERVER``, ``POSTGRES``).
+    cpu_seconds: dict[str, float]
+
+    def cpu_ms(self, role: str) -> float:
+        """CPU milliseconds per request (or pair) of ``role``."""
+        return self.cpu_seconds[role] / len(self.latencies_ms) * 1000
 
     @property
     def rate(self) -> float:
@@ -74,6 +86,8 @@ class Server:
     url: str
     headers: bytes
     operations: dict[str, Operation]
+    #: The server's process, whose CPU each run reads.
+    pid: int
 
 
 class Connection:
@@ -97,15 +111,16 @@ class Connection:
 Operation = Callable[[Connection, int], Awaitable[None]]
 
 
-async def drive(url: str, headers: bytes, operation: Operation, clients: int, count: int) -> Run:
-    """``count`` operations from ``clients`` connections at once; each operation's milliseconds."""
-    where = urlsplit(url)
+async def drive(server: Server, what: str, clients: int, count: int) -> Run:
+    """``count`` operations ``what`` from ``clients`` connections at once; each one's milliseconds, and the CPU
+    the server's process and PostgreSQL spent meanwhile."""
+    where, operation = urlsplit(server.url), server.operations[what]
     numbers = itertools.count()
     latencies: list[float] = []
 
     async def client() -> None:
         reader, writer = await asyncio.open_connection(where.hostname, where.port)
-        conn = Connection(reader, writer, headers)
+        conn = Connection(reader, writer, server.headers)
         try:
             while (n := next(numbers)) < count:
                 started = time.perf_counter()
@@ -114,9 +129,11 @@ async def drive(url: str, headers: bytes, operation: Operation, clients: int, co
         finally:
             writer.close()
 
+    tracker = cpu.Tracker({POSTGRES: stack_status()["postgres"]["pid"]}, {SERVER: server.pid})
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
-    return Run(clients, time.perf_counter() - started, latencies)
+    seconds, spent = time.perf_counter() - started, tracker.spent()
+    return Run(clients, seconds, latencies, {role: spent[role] for role in (SERVER, POSTGRES)})
 
 
 async def conveyor_create(conn: Connection, n: int) -> None:
@@ -150,7 +167,8 @@ async def bare_cycle(conn: Connection, n: int) -> None:
 
 
 @contextmanager
-def bare_server(settings: Settings, database: str) -> Iterator[str]:
+def bare_server(settings: Settings, database: str) -> Iterator[tuple[str, int]]:
+    """The bare endpoint on ``database``: its URL and process id."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env.update(BENCH_DSN=settings.postgres.dsn(database), PYTHONPATH=str(ROOT))
@@ -159,7 +177,7 @@ def bare_server(settings: Settings, database: str) -> Iterator[str]:
     process = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
     try:
         _wait_listening(port, process)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()
         process.wait(30)
@@ -194,12 +212,11 @@ async def measure(servers: dict[str, Server], what: str) -> dict[str, list[list[
     runs: dict[str, list[list[Run]]] = {name: [] for name in servers}
     for clients in CLIENTS:
         for name, server in servers.items():
-            await drive(server.url, server.headers, server.operations[what], clients, WARM_UP[what])
+            await drive(server, what, clients, WARM_UP[what])
             runs[name].append([])
         for _ in range(ROUNDS):
             for name, server in servers.items():
-                runs[name][-1].append(await drive(server.url, server.headers, server.operations[what], clients,
-                                                  REQUESTS))  # fmt: skip
+                runs[name][-1].append(await drive(server, what, clients, REQUESTS))
     return runs
 
 
@@ -215,12 +232,12 @@ async def run(settings: Settings) -> ApiFigures:
         default_interval = str(ApiSettings().cluster_metrics_interval_seconds)
         with (
             api_server(names["conveyor"], CONVEYOR_API__CLUSTER_METRICS_INTERVAL_SECONDS=default_interval) as api,
-            bare_server(settings, names["bare"]) as bare_url,
+            bare_server(settings, names["bare"]) as (bare_url, bare_pid),
         ):
             servers = {
                 "conveyor": Server(api.url, b"Authorization: Bearer %s\r\n" % TOKEN.encode(),
-                                   {"create": conveyor_create, "acquire+complete": conveyor_cycle}),
-                "bare": Server(bare_url, b"", {"create": bare_create, "acquire+complete": bare_cycle}),
+                                   {"create": conveyor_create, "acquire+complete": conveyor_cycle}, api.process.pid),
+                "bare": Server(bare_url, b"", {"create": bare_create, "acquire+complete": bare_cycle}, bare_pid),
             }  # fmt: skip
             figures = {("create", name): runs for name, runs in (await measure(servers, "create")).items()}
             cycles = (REQUESTS * ROUNDS + WARM_UP["acquire+complete"]) * len(CLIENTS)
