@@ -62,12 +62,8 @@ async def create_dag(
     priorities = inherited_priorities(specs, order)
     if limits := _key_limits(specs):
         await flow_queries.ensure_key_limits(conn, limits, set_by=_set_by(specs, pipeline))
-    rows = (_new_job(specs[i], plan.ids[i], priorities[i], pipeline, source) for i in order)
-    if job_queries.copied(specs, now=now):
-        await job_queries.copy_many(conn, rows)  # each row made as the copy reads it (see copy_many)
-        inserted = set(plan.ids)
-    else:
-        inserted = await job_queries.insert_many(conn, list(rows), now=now)
+    rows = [_new_job(specs[i], plan.ids[i], priorities[i], pipeline, source) for i in order]
+    inserted = await job_queries.insert_many(conn, rows, now=now)
     by_name = dict(zip(plan.names, plan.ids, strict=True))
     new = order
     if len(inserted) < len(plan.ids):  # some keys existed already (inserted is a subset of the plan's ids)
