@@ -151,7 +151,7 @@ async def worker_section(settings: settings_module.Settings, peer_best: float | 
         "No-op jobs through real `conveyor worker` processes, from the first job started to the last one finished "
         "(database timestamps), beside the engine's best in-process drain "
         f"({worker_bench.DRAIN_CLAIMERS} claimers, batch {worker_bench.DRAIN_BATCH}, "
-        f"{worker_bench.DRAIN_JOBS:,} jobs) in the same database, and the best peer's real workers (the engine "
+        f"{worker_bench.NOOP_JOBS:,} jobs) in the same database, and the best peer's real workers (the engine "
         f"section, same run). One process and the engine's drain took {worker_bench.ONE_PROCESS_ROUNDS} turns: "
         f"one process {_rates_of(figures.one_process_rounds)} jobs/s, the engine {_rates_of(figures.engine_drains)} "
         f"jobs/s; the table takes the medians (the engine: {engine_best:,.0f} jobs/s)."
