@@ -1,6 +1,6 @@
 """Plans of the job statements: the completion keeps one cached plan, no statement naming its jobs by id
-reads more of the table than those jobs, and a claim reads only its own jobs' checkpoints, whatever the
-statistics say.
+reads more of the table than those jobs, a claim reads only its own jobs' checkpoints, and the claim's
+short way only the jobs it grants, whatever the statistics say.
 
 PostgreSQL plans a prepared statement for its values five times, then keeps its generic plan unless that
 costs more than the average plan it made for values. The completion is planned for a job table with no
@@ -180,3 +180,21 @@ async def test_a_claim_probes_only_the_checkpoints_of_its_jobs(pool: Pool, conn:
         )
     assert len(held) == BATCH and not any(job.has_checkpoint for job in held)
     assert read is not None and (read["seq_tup_read"], read["idx_scan"]) == (0, BATCH), dict(read or {})
+
+
+# -- the claim's short way reads the jobs it grants, not the backlog ----------------------------------------
+
+
+async def test_a_plain_claim_reads_only_the_jobs_it_grants(pool: Pool, conn: Connection) -> None:
+    """The claim's short way (one key, no flow limit) under the generic plan PostgreSQL keeps, in a backlog
+    its statistics have not seen yet: it reads about as many job rows as it grants. Ordered by the priority
+    index and not the key's, a first text of it read and sorted the whole backlog (20,013 rows here)."""
+    await _unanalyzed_backlog(pool, conn)
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        before = await _job_rows_read(conn)
+        held = await job_queries.claim(conn, job_types=[], worker_id=uuid.uuid4(), limit=BATCH,
+                                       lease_grace_seconds=5)  # fmt: skip
+        read = await _job_rows_read(conn) - before
+    assert len(held) == BATCH
+    assert read <= READS_PER_JOB * BATCH, f"job rows read by a claim of {BATCH}: {read}"
