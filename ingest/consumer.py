@@ -6,9 +6,11 @@ unique event identity in PostgreSQL. So the order of a batch is fixed:
 1. parse and route every message (pure); bad ones become dead letters, never a blocked partition;
 2. one transaction: record the events, create the jobs of the new ones, keep the dead letters;
 3. publish the dead letters to their topic and wait for Kafka's acknowledgement;
-4. commit the offsets (each partition's last offset + 1); then wake the workers.
+4. hand the offsets (each partition's last offset + 1) to be committed: at most once per
+   ``commit_interval_seconds`` (ingest/offsets.py says why), and at once on a revoke or a stop.
 
-A crash anywhere before 4 redelivers the batch, and step 2 finds its events already recorded.
+A crash anywhere before a commit redelivers the batches since the last one, and step 2 finds their events
+already recorded.
 PostgreSQL down: the batch is retried with backoff and no offset moves. A rebalance waits for the batches
 in flight to finish before the partitions move.
 
@@ -25,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -42,6 +45,7 @@ from conveyor.ingest import deadletters
 from conveyor.ingest.errors import BadEvent
 from conveyor.ingest.events import parse_message
 from conveyor.ingest.metrics import IngestMetrics
+from conveyor.ingest.offsets import PendingOffsets
 from conveyor.ingest.routing import RoutedEvent, RoutingRules, route
 from conveyor.ingest.settings import IngestSettings, KafkaSettings
 from conveyor.ingest.store import Positioned, StoreResult, store_events
@@ -94,13 +98,15 @@ class BatchReport:
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Revoked partitions move only after the batches in flight have committed (or been abandoned)."""
+    """Revoked partitions move only after the batches in flight have been written (or abandoned) and the
+    offsets of the written ones committed: their new owner starts where this member's work ends."""
 
-    def __init__(self, locks: Sequence[asyncio.Lock]) -> None:
-        self._locks = locks
+    def __init__(self, locks: Sequence[asyncio.Lock], commit_written: Callable[[], Awaitable[None]]) -> None:
+        self._locks, self._commit_written = locks, commit_written
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         async with _holding(self._locks):
+            await self._commit_written()
             log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
@@ -126,6 +132,9 @@ class Ingestor:
         metrics.prime([pipeline.name for pipeline in rules.pipeline])
         #: Held by each lane while it writes a batch; all of them, to let partitions go.
         self._lane_locks = [asyncio.Lock() for _ in range(settings.write_lanes)]
+        self._pending = PendingOffsets(settings.commit_interval_seconds)
+        #: Held while committing, so two commits never cross (the later one always carries the newer offsets).
+        self._commit_lock = asyncio.Lock()
         self._lag_recorded_at = 0.0
         self._kafka_failed = False
         self.consumer = AIOKafkaConsumer(
@@ -147,21 +156,26 @@ class Ingestor:
 
     async def start(self) -> None:
         await self.producer.start()
-        self.consumer.subscribe([self.kafka.events_topic], listener=_WaitForBatch(self._lane_locks))
+        listener = _WaitForBatch(self._lane_locks, functools.partial(self._commit_written, now=True))
+        self.consumer.subscribe([self.kafka.events_topic], listener=listener)
         await self.consumer.start()
 
     async def stop(self) -> None:
-        """Leave the group (after the batches in flight); safe to call twice."""
+        """Leave the group (after the batches in flight, their offsets committed); safe to call twice."""
         async with _holding(self._lane_locks):
+            await self._commit_written(now=True)
             await self.consumer.stop()
         await self.producer.stop()
 
     async def run_once(self, timeout_ms: int | None = None) -> BatchReport:
-        """Fetch one batch (bounded in size and time) and turn it into committed jobs, in one transaction."""
+        """Fetch one batch (bounded in size and time), turn it into committed jobs in one transaction, and
+        commit its offsets."""
         fetched = await self._fetch(timeout_ms, lanes=1)
         if not fetched:
             return BatchReport(0, StoreResult(), 0)
-        return await self._finish(fetched[0])
+        report = await self._finish(fetched[0])
+        await self._commit_written(now=True)
+        return report
 
     async def _fetch(self, timeout_ms: int | None = None, *, lanes: int) -> list[Fetched]:
         """Stage 1: one batch from Kafka, parsed and routed (CPU only, no writes), split into its lanes' parts."""
@@ -185,11 +199,13 @@ class Ingestor:
         return Fetched(records, offsets, self._sort(records), time.monotonic(), lane, width)
 
     async def _finish(self, fetched: Fetched) -> BatchReport:
-        """Stage 2: record and create in one transaction (waking workers), publish dead letters, commit offsets."""
+        """Stage 2: record and create in one transaction (waking workers), publish dead letters, then hand
+        the offsets over to be committed (now, if the interval since the last commit is up)."""
         async with self._lane_locks[fetched.lane]:
             stored = await self._store_with_retry(fetched.sorted)
             await deadletters.publish(self.producer, self.kafka.dead_letter_topic, fetched.sorted.dead)
-            await self._commit(fetched.offsets)
+            self._pending.add(fetched.offsets)
+            await self._commit_written()
         self._observe(fetched, stored)
         await self.record_lag()
         records = fetched.records
@@ -270,7 +286,14 @@ class Ingestor:
         await self._store([], batch.dead)
         return total
 
+    async def _commit_written(self, *, now: bool = False) -> None:
+        """Commit the offsets of the batches written so far: when the commit interval is up, or ``now``."""
+        async with self._commit_lock:
+            if self._pending and (now or self._pending.due()):
+                await self._commit(self._pending.take())
+
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.metrics.offset_commits.inc()
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as exc:
@@ -366,6 +389,7 @@ class Ingestor:
                 await self._suspect_gap()
             for part in fetched:
                 await lanes.hand_over(part)
+            await self._commit_written()  # a quiet spell still commits what the last batches wrote
         await lanes.close()
 
     async def _suspect_gap(self) -> None:

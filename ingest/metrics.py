@@ -91,6 +91,11 @@ class IngestMetrics:
             "Batches retried because PostgreSQL was unavailable (offsets held back meanwhile).",
             registry=registry,
         )
+        self.offset_commits = Counter(
+            "conveyor_ingest_offset_commits_total",
+            "Offset commits sent to Kafka, each covering every batch written since the one before.",
+            registry=registry,
+        )
 
     def prime(self, pipelines: list[str]) -> None:
         """Create every known label combination at zero, so dashboards and alerts see series from the start."""

@@ -22,6 +22,10 @@ class IngestSettings(BaseModel):
     #: number modulo the lanes), so its events are written and its offsets committed in order. A batch of
     #: fewer than a quarter of ``batch_max_records`` is written whole, by one lane.
     write_lanes: int = Field(4, ge=1, le=16)
+    #: Offsets are committed once their batch's transaction has, at most this often (0: after every batch),
+    #: and at once when partitions are revoked or the ingestor stops. A crash redelivers at most this long's
+    #: batches, found already recorded; each commit costs the broker a write (see ingest/offsets.py).
+    commit_interval_seconds: float = Field(1.0, ge=0.0, le=60.0)
     #: A message larger than this is dead-lettered unread.
     max_message_bytes: int = Field(1_048_576, ge=1024)
     #: The routing rules; empty means the rules shipped with conveyor.
