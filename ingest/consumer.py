@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
@@ -136,6 +137,8 @@ class Ingestor:
         #: Held while committing, so two commits never cross (the later one always carries the newer offsets).
         self._commit_lock = asyncio.Lock()
         self._lag_recorded_at = 0.0
+        #: When the last batch with records was fetched: a batch close behind it lingers (``_linger``).
+        self._last_batch_at = -math.inf
         self._kafka_failed = False
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_servers,
@@ -183,6 +186,7 @@ class Ingestor:
             timeout_ms=self.settings.batch_max_wait_ms if timeout_ms is None else timeout_ms,
             max_records=self.settings.batch_max_records,
         )
+        batch = await self._linger(batch)
         split = sum(map(len, batch.values())) >= self.settings.batch_max_records / SPLIT_FROM_FRACTION
         width = lanes if split else 1
         parts: dict[int, dict[TopicPartition, list[ConsumerRecord]]] = {}
@@ -192,6 +196,23 @@ class Ingestor:
         if not parts and time.monotonic() - self._lag_recorded_at > IDLE_LAG_INTERVAL_SECONDS:
             await self.record_lag()  # idle partitions still report their (zero) lag
         return [self._prepare(part, lane, width) for lane, part in parts.items()]
+
+    async def _linger(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """A small batch that follows the one before closely (a steady flow) waits ``batch_linger_ms`` and
+        takes what arrived meanwhile: one transaction for several events, not one each."""
+        count, linger = sum(map(len, batch.values())), self.settings.batch_linger_ms / 1000
+        if not count:
+            return batch
+        steady = time.monotonic() - self._last_batch_at < linger
+        if steady and count < self.settings.batch_max_records / SPLIT_FROM_FRACTION:
+            await asyncio.sleep(linger)
+            more = await self.consumer.getmany(timeout_ms=0, max_records=self.settings.batch_max_records - count)
+            for tp, records in more.items():
+                batch[tp] = [*batch.get(tp, []), *records]
+        self._last_batch_at = time.monotonic()
+        return batch
 
     def _prepare(self, batch: dict[TopicPartition, list[ConsumerRecord]], lane: int, width: int) -> Fetched:
         records = [record for records in batch.values() for record in records]

@@ -18,6 +18,10 @@ class IngestSettings(BaseModel):
     #: one PostgreSQL transaction, or one per lane it is split across (see ``write_lanes``).
     batch_max_records: int = Field(500, ge=1, le=100_000)
     batch_max_wait_ms: int = Field(50, ge=0, le=60_000)
+    #: Under a steady flow (a batch came less than this long after the one before), a small batch waits
+    #: this long for more records before it is written: at 100 uploads/s each event was otherwise a batch of
+    #: its own, with a transaction and a wake-up each. Events further apart than this never wait. 0: off.
+    batch_linger_ms: int = Field(20, ge=0, le=10_000)
     #: Batches written at once, each in its own transaction: a partition always goes to the same lane (its
     #: number modulo the lanes), so its events are written and its offsets committed in order. A batch of
     #: fewer than a quarter of ``batch_max_records`` is written whole, by one lane.

@@ -4,6 +4,7 @@ handed over whole when partitions move."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
@@ -91,3 +92,35 @@ async def _recorded_all(database: PostgresSettings, events: int) -> bool:
 
 async def _committed(settings: Settings, messages: int) -> bool:
     return sum((await committed_offsets(settings)).values()) == messages
+
+
+async def test_a_steady_flow_lingers_into_fewer_batches_and_a_sparse_one_never_waits(
+    settings: Settings, database: PostgresSettings, topics: Topics
+) -> None:
+    # A linger far above the flow's gaps (10 ms), below the sparse events' (3 s), and above the time a
+    # sparse event may take to be recorded (1.5 s): a sparse event that lingered would miss it.
+    scoped = scoped_settings(settings, database, topics, batch_linger_ms=2000)
+    messages = backlog("linger", 63)
+    batches: list[int] = []
+    async with running_ingestor(scoped) as ingestor:
+        finish = ingestor._finish
+
+        async def counted(fetched: Fetched) -> BatchReport:
+            batches.append(len(fetched.records))
+            return await finish(fetched)
+
+        ingestor._finish = counted  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        consuming = asyncio.create_task(ingestor.run(stop))
+        await _paced(scoped, messages[:60], per_second=100)
+        await wait_until(lambda: _recorded_all(database, 60), within=30, what="the flow recorded")
+        steady = list(batches)
+        for n, message in enumerate(messages[60:], start=61):
+            await asyncio.sleep(3)
+            await publish(scoped, topics.events, [message])
+            await wait_until(functools.partial(_recorded_all, database, n), within=1.5, what=f"sparse event {n}")
+        stop.set()
+        await consuming
+    # 60 events over about 0.6 s: the batch after the first lingers and takes the rest.
+    assert len(steady) <= 4, f"batches of the steady flow: {steady}"
+    assert batches[len(steady) :] == [1, 1, 1], "each sparse event was a batch of its own"
