@@ -173,7 +173,7 @@ async def test_postgres_down_for_ten_seconds_holds_offsets_and_loses_nothing(
     done = asyncio.Event()
     async with running_ingestor(scoped) as ingestor:
         consuming = asyncio.create_task(ingestor.run(done))
-        producing = asyncio.create_task(_trickle(scoped, topics.events, messages, seconds=15))
+        producing = asyncio.create_task(trickle(scoped, topics.events, messages, seconds=15))
         await asyncio.sleep(2)
         await stack_async("down", "postgres")
         try:
@@ -196,7 +196,7 @@ async def test_postgres_down_for_ten_seconds_holds_offsets_and_loses_nothing(
     assert ingestor.metrics.database_retries._value.get() > 0
 
 
-async def _trickle(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]], seconds: float) -> None:
+async def trickle(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]], seconds: float) -> None:
     """Publish ``messages`` evenly over ``seconds``, as uploads arrive."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
     await producer.start()

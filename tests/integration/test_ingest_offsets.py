@@ -6,26 +6,14 @@ from __future__ import annotations
 import asyncio
 import functools
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from conveyor.db.settings import PostgresSettings
 from conveyor.ingest.consumer import BatchReport, Fetched
 from conveyor.settings import Settings
 from tests.integration.conftest import Topics, committed_offsets, publish, scoped_settings, wait_until
 from tests.integration.test_ingest import running_ingestor
-from tests.integration.test_ingest_faults import backlog, recorded
-
-
-async def _paced(settings: Settings, messages: list[tuple[bytes | None, bytes]], per_second: float) -> None:
-    """Publish ``messages`` one by one at ``per_second``, as uploads arrive at a steady rate."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await producer.start()
-    try:
-        for key, value in messages:
-            await producer.send_and_wait(settings.kafka.events_topic, value, key=key)
-            await asyncio.sleep(1 / per_second)
-    finally:
-        await producer.stop()
+from tests.integration.test_ingest_faults import backlog, recorded, trickle
 
 
 async def test_a_steady_trickle_commits_its_offsets_together_and_never_ahead_of_postgresql(
@@ -53,7 +41,7 @@ async def test_a_steady_trickle_commits_its_offsets_together_and_never_ahead_of_
         ingestor._commit = behind_postgresql  # type: ignore[method-assign]
         stop = asyncio.Event()
         consuming = asyncio.create_task(ingestor.run(stop))
-        await _paced(scoped, backlog("trickle", 150), per_second=50)
+        await trickle(scoped, topics.events, backlog("trickle", 150), seconds=3)
         await wait_until(lambda: _recorded_all(database, 150), within=30, what="every event recorded")
         stop.set()
         await consuming
@@ -112,7 +100,7 @@ async def test_a_steady_flow_lingers_into_fewer_batches_and_a_sparse_one_never_w
         ingestor._finish = counted  # type: ignore[method-assign]
         stop = asyncio.Event()
         consuming = asyncio.create_task(ingestor.run(stop))
-        await _paced(scoped, messages[:60], per_second=100)
+        await trickle(scoped, topics.events, messages[:60], seconds=0.6)
         await wait_until(lambda: _recorded_all(database, 60), within=30, what="the flow recorded")
         steady = list(batches)
         for n, message in enumerate(messages[60:], start=61):
