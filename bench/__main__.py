@@ -153,8 +153,10 @@ async def worker_section(settings: settings_module.Settings, peer_best: float | 
         f"({worker_bench.DRAIN_CLAIMERS} claimers, batch {worker_bench.DRAIN_BATCH}, "
         f"{worker_bench.NOOP_JOBS:,} jobs) in the same database, and the best peer's real workers (the engine "
         f"section, same run). One process and the engine's drain took {worker_bench.ONE_PROCESS_ROUNDS} turns: "
-        f"one process {_rates_of(figures.one_process_rounds)} jobs/s, the engine {_rates_of(figures.engine_drains)} "
-        f"jobs/s; the table takes the medians (the engine: {engine_best:,.0f} jobs/s)."
+        f"one process {_rates_of(figures.noop_rounds[1])} jobs/s, the engine {_rates_of(figures.engine_drains)} "
+        f"jobs/s; then each larger count took {worker_bench.MORE_PROCESS_ROUNDS} turns ("
+        + "; ".join(f"{n} processes {_rates_of(r)}" for n, r in figures.noop_rounds.items() if n > 1)
+        + f" jobs/s). The table takes the medians (the engine: {engine_best:,.0f} jobs/s)."
     )
     section.table(["worker processes", "concurrency each", "no-op jobs/s", "of the engine's best drain",
                    "of the best peer"], rows)  # fmt: skip
