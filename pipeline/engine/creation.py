@@ -21,6 +21,8 @@ from conveyor.pipeline.engine.dag import JobSpec, SourceObject, inherited_priori
 from conveyor.pipeline.engine.errors import UnknownParent
 from conveyor.pipeline.engine.ids import uuid7, uuid7_many
 
+_tuple_new = tuple.__new__
+
 
 @dataclass(frozen=True)
 class DagResult:
@@ -170,9 +172,11 @@ def _set_by(specs: Sequence[JobSpec], pipeline: str | None) -> LimitSetBy:
 def _new_job(
     spec: JobSpec, job_id: uuid.UUID, priority: int, pipeline: str | None, source: SourceObject | None
 ) -> NewJob:
-    """``spec``'s row. Positional, in ``NewJob``'s order: with keywords, building one took twice as long."""
+    """``spec``'s row, in ``NewJob``'s field order, built by ``tuple.__new__``: a NamedTuple's own constructor
+    is a Python function of 17 arguments, and a bulk enqueue's rows took 0.65 us per job through it against
+    0.45 without (with keywords, twice as long again)."""
     pipeline, source = spec.pipeline or pipeline, spec.source or source
-    return NewJob(
+    return _tuple_new(NewJob, (
         job_id,
         spec.job_type,
         spec.payload,
@@ -190,4 +194,4 @@ def _new_job(
         spec.concurrency_key,
         spec.run_at,
         spec.idempotency_key,
-    )
+    ))  # fmt: skip

@@ -57,14 +57,16 @@ def uuid7_many(count: int) -> list[uuid.UUID]:
             # The rest of this millisecond's counter values in one go: a branch per id was a sixth of the cost.
             take = min(count - len(values), _COUNTER_MAX - _counter + 1)
             stamp = (_last_ms & _MS_MASK) << 80 | _VERSION_AND_VARIANT
-            values += [stamp | counter << 64 | _random.pop() for counter in range(_counter, _counter + take)]
+            values += [stamp | c << 64 | _random.pop() & _RANDOM_MASK for c in range(_counter, _counter + take)]
             _counter += take - 1
     return [_uuid(value) for value in values]
 
 
 def _refill() -> None:
-    block = os.urandom(8 * _RANDOM_BATCH)
-    _random.extend(int.from_bytes(block[i : i + 8], "big") & _RANDOM_MASK for i in range(0, len(block), 8))
+    """Draw ``_RANDOM_BATCH`` 64-bit words (in the machine's byte order: any order of random bytes is random;
+    their top two bits are masked off where each is used). Read as one cast of the buffer, not a slice and
+    an ``int.from_bytes`` per word, which was 0.26 of the 0.60 us each id of a bulk enqueue took."""
+    _random.extend(memoryview(os.urandom(8 * _RANDOM_BATCH)).cast("Q"))
 
 
 def _uuid(value: int, new: Any = object.__new__, assign: Any = object.__setattr__) -> uuid.UUID:
