@@ -31,6 +31,13 @@ FROM information_schema.columns
 WHERE table_schema = 'public'
 ORDER BY table_name, column_name;
 
+-- name: schema_statistics_targets
+-- Columns whose statistics target is not the default, for the migration test.
+SELECT c.relname AS table_name, a.attname AS column_name, a.attstattarget
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget >= 0
+ORDER BY 1, 2;
+
 -- name: schema_indexes
 SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY tablename, indexname;
 

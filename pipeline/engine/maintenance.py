@@ -16,6 +16,7 @@ from conveyor.db import events as event_queries
 from conveyor.db import flow as flow_queries
 from conveyor.db import jobs as job_queries
 from conveyor.db import leadership
+from conveyor.db import statistics as statistics_queries
 from conveyor.db import sweeps as sweep_queries
 from conveyor.db import uploads as upload_queries
 from conveyor.db import workers as worker_queries
@@ -46,6 +47,14 @@ class PruneReport:
     sweeps: int = 0
     tombstones: int = 0
     flow_limits: int = 0
+
+
+@dataclass(frozen=True)
+class StatisticsReport:
+    """The busy tables that had outgrown their statistics and were analyzed, and those still outgrown after."""
+
+    analyzed: tuple[str, ...] = ()
+    still_outgrown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +123,17 @@ class MaintenanceVerbs:
             if before.flow_limits is not None:
                 limits = await flow_queries.prune(conn, idle_before=before.flow_limits)
         return PruneReport(jobs, health, workers, events, sweeps, tombstones, limits)
+
+    async def refresh_statistics(self, *, slack_pages: int) -> StatisticsReport:
+        """ANALYZE the busy tables when any outgrew twice what PostgreSQL last measured of it (plus
+        ``slack_pages``); which had, and which still have after it (ANALYZE skips a table it may not read)."""
+        async with acquire(self._pool) as conn:
+            grown = await statistics_queries.outgrown(conn, slack_pages=slack_pages)
+            if not grown:
+                return StatisticsReport()
+            await statistics_queries.refresh(conn)
+            still = await statistics_queries.outgrown(conn, slack_pages=slack_pages)
+        return StatisticsReport(tuple(grown), tuple(still))
 
     def leadership(self, name: str) -> Leadership:
         """The lock that elects the one process doing ``name`` (e.g. "maintenance") in this database."""

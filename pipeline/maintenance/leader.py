@@ -1,4 +1,5 @@
-"""The maintenance leader: one process of the cluster rescues lapsed jobs and applies retention.
+"""The maintenance leader: one process of the cluster rescues lapsed jobs, applies retention and keeps the
+busy tables' statistics current.
 
 Every process that moves jobs (each worker, the API) campaigns for one PostgreSQL advisory lock; the one
 holding it runs the rescuer and retention when they are due. The lock lives on the leader's own
@@ -17,6 +18,7 @@ from conveyor.pipeline.lifecycle.periodic import every
 from conveyor.pipeline.maintenance.metrics import MaintenanceMetrics
 from conveyor.pipeline.maintenance.rescuer import Rescuer
 from conveyor.pipeline.maintenance.retention import Pruner
+from conveyor.pipeline.maintenance.statistics import StatisticsKeeper
 
 LEADERSHIP = "maintenance"
 
@@ -31,6 +33,7 @@ class MaintenanceLeader:
                                worker_lost_after_seconds=settings.worker_lost_after_seconds,
                                on_rescue=metrics.rescued)  # fmt: skip
         self.pruner = Pruner(engine, settings.retention)
+        self.statistics = StatisticsKeeper(engine, on_refresh=metrics.analyzed)
         self._rescue_due = self._prune_due = 0.0
 
     @property
@@ -38,7 +41,8 @@ class MaintenanceLeader:
         return min(self.settings.leader_campaign_interval_seconds, self.settings.rescue_interval_seconds)
 
     async def run_once(self) -> bool:
-        """Campaign; when leading, rescue and prune if due. Whether this process leads."""
+        """Campaign; when leading, rescue and prune if due, and measure tables that outgrew their statistics.
+        Whether this process leads."""
         leading = await self.leadership.campaign()
         self.metrics.leader.set(1 if leading else 0)
         if leading:
@@ -52,6 +56,7 @@ class MaintenanceLeader:
         if now >= self._prune_due:
             full = self.pruner.full_batch(await self.pruner.run_once())
             self._prune_due = now if full else now + self.settings.retention.interval_seconds
+        await self.statistics.run_once()  # a look at the catalog: every tick
 
     async def run(self, stop: asyncio.Event) -> None:
         try:

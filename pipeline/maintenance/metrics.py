@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from conveyor.pipeline.engine.maintenance import RescueReport
+from conveyor.pipeline.engine.maintenance import RescueReport, StatisticsReport
 
 
 class MaintenanceMetrics:
@@ -22,6 +22,11 @@ class MaintenanceMetrics:
             "Flow limits whose RUNNING count had drifted from the jobs running, mended by this process.",
             registry=registry,
         )
+        self.tables_analyzed = Counter(
+            "conveyor_tables_analyzed_total",
+            "Busy tables this process analyzed because they outgrew what PostgreSQL had measured of them.",
+            ["table"], registry=registry,
+        )  # fmt: skip
         for outcome in ("requeued", "failed"):
             self.jobs_rescued.labels(outcome)
 
@@ -29,3 +34,7 @@ class MaintenanceMetrics:
         self.jobs_rescued.labels("requeued").inc(report.requeued)
         self.jobs_rescued.labels("failed").inc(report.failed)
         self.flow_counts_mended.inc(report.counts_mended)
+
+    def analyzed(self, report: StatisticsReport) -> None:
+        for table in report.analyzed:
+            self.tables_analyzed.labels(table).inc()

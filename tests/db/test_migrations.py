@@ -35,6 +35,7 @@ async def _shape(conn: Connection) -> dict[str, Any]:
     return {
         "schema_columns": [tuple(r) for r in await conn.fetch(QUERIES["schema_columns"])],
         "schema_indexes": [tuple(r) for r in await conn.fetch(QUERIES["schema_indexes"])],
+        "schema_statistics_targets": [tuple(r) for r in await conn.fetch(QUERIES["schema_statistics_targets"])],
         "schema_constraints": [tuple(r) for r in await conn.fetch(QUERIES["schema_constraints"])],
     }
 
@@ -65,6 +66,40 @@ async def test_migrate_is_idempotent_and_safe_to_run_concurrently(empty_database
     finally:
         for c in conns:
             await c.close()
+
+
+#: The migration after which ANALYZE gathers nothing of a job's status (see 0006_queue_statistics.sql).
+NO_STATUS_STATISTICS = 6
+
+
+async def _status_statistics(conn: Connection) -> int:
+    """Rows of statistics PostgreSQL holds for ``job_rows.status``."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_stats WHERE tablename = 'job_rows' AND attname = 'status'"
+    )
+    return count
+
+
+async def test_an_upgrade_drops_the_statistics_of_a_jobs_status(
+    empty_database: PostgresSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statistics an older release's ANALYZE gathered of the status column are gone after the upgrade, and
+    ANALYZE gathers none again: left in place, plans would keep following a quiet moment's mix."""
+    shipped = migrate.available()
+    conn = await connection.connect(empty_database)
+    try:
+        monkeypatch.setattr(migrate, "available", lambda: [m for m in shipped if m.version < NO_STATUS_STATISTICS])
+        await migrate.migrate(conn)
+        await conn.execute("INSERT INTO job_rows (id, job_type, status) "
+                           "SELECT gen_random_uuid(), 't', 'COMPLETED' FROM generate_series(1, 1000)")  # fmt: skip
+        await conn.execute("ANALYZE job_rows")
+        assert await _status_statistics(conn) == 1
+        monkeypatch.setattr(migrate, "available", lambda: shipped)
+        assert [m.version for m in await migrate.migrate(conn)] == list(range(NO_STATUS_STATISTICS, len(shipped) + 1))
+        await conn.execute("ANALYZE job_rows")
+        assert await _status_statistics(conn) == 0
+    finally:
+        await conn.close()
 
 
 async def test_a_migration_edited_after_it_was_applied_is_refused(

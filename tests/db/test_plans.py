@@ -20,6 +20,7 @@ from conveyor.db.connection import Connection, Pool
 from conveyor.db.records import CompletionRow, FailureRow, HeldJob, JobRow
 from conveyor.pipeline.engine import Engine
 from conveyor.pipeline.engine.dag import JobSpec
+from conveyor.pipeline.maintenance.statistics import StatisticsKeeper
 
 JOBS = 20_000
 CALLS = 12
@@ -82,11 +83,8 @@ ByIdCall = Callable[[Connection, list[JobRow], list[uuid.UUID]], Awaitable[objec
 async def _running_after_an_idle_queue(pool: Pool, conn: Connection) -> tuple[list[JobRow], list[uuid.UUID]]:
     """RUNNING jobs, each with a BLOCKED child, in a table last analyzed while every job had finished: the
     statistics say no job runs or waits. Returns the running jobs and the children."""
-    await _unanalyzed_backlog(pool, conn, IDLE, "idle")
+    await _idle_queue(pool, conn)
     engine, worker = Engine(pool), uuid.uuid4()
-    for held in await _claim_all(conn, "idle", worker):
-        await job_queries.complete_many(conn, [CompletionRow(j.id, j.attempts, {}) for j in held])
-    await conn.execute("ANALYZE job_rows")
     pairs = [spec for i in range(RUNNING) for spec in (JobSpec(job_type="t", name=f"p{i}"),
              JobSpec(job_type="child", name=f"c{i}", depends_on=[f"p{i}"]))]  # fmt: skip
     await engine.create_dag(pairs)
@@ -94,6 +92,15 @@ async def _running_after_an_idle_queue(pool: Pool, conn: Connection) -> tuple[li
     children = await conn.fetch("SELECT child_id FROM job_dependencies WHERE parent_id = ANY($1::uuid[])",
                                 [j.id for j in running[:BATCH]])  # fmt: skip
     return running, [r["child_id"] for r in children]
+
+
+async def _idle_queue(pool: Pool, conn: Connection) -> None:
+    """IDLE finished jobs, in a table then analyzed: its statistics say no job runs or waits, as they do
+    when autovacuum analyzes a queue between bursts."""
+    await _unanalyzed_backlog(pool, conn, IDLE, "idle")
+    for held in await _claim_all(conn, "idle", uuid.uuid4()):
+        await job_queries.complete_many(conn, [CompletionRow(j.id, j.attempts, {}) for j in held])
+    await conn.execute("ANALYZE job_rows")
 
 
 async def _claim_all(conn: Connection, job_type: str, worker: uuid.UUID) -> list[list[JobRow]]:
@@ -198,3 +205,67 @@ async def test_a_plain_claim_reads_only_the_jobs_it_grants(pool: Pool, conn: Con
         read = await _job_rows_read(conn) - before
     assert len(held) == BATCH
     assert read <= READS_PER_JOB * BATCH, f"job rows read by a claim of {BATCH}: {read}"
+
+
+# -- the claim's full way reads each key's next jobs, not the backlog ------------------------------------
+
+#: Concurrency keys with a backlog: more than one, so the claim takes its full (fair) way.
+KEYS = ("tenant-a", "tenant-b")
+#: PENDING jobs per key: a burst the statistics have not seen.
+BACKLOG_PER_KEY = 5_000
+
+
+async def test_a_fair_claim_reads_only_each_keys_next_jobs(pool: Pool, conn: Connection) -> None:
+    """The claim's full way under the generic plan PostgreSQL keeps, planned with the statistics of an idle
+    queue and then met by a burst: it reads about as many job rows as it considers (a share of the limit
+    per key, and a quarter more), not the backlog. Through the priority index it read and sorted every
+    PENDING job several times per claim, so a burst after a quiet spell made each claim slower the longer
+    the backlog grew (14,000 buffers a claim end to end, and the backlog never drained)."""
+    await _idle_queue(pool, conn)
+    await Engine(pool).create_dag([JobSpec(job_type="t", concurrency_key=key) for key in KEYS
+                                   for _ in range(BACKLOG_PER_KEY)])  # fmt: skip
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        before = await _job_rows_read(conn)
+        held = await job_queries.claim(conn, job_types=[], worker_id=uuid.uuid4(), limit=BATCH,
+                                       lease_grace_seconds=5)  # fmt: skip
+        read = await _job_rows_read(conn) - before
+    assert len(held) == BATCH and {job.concurrency_key for job in held} == set(KEYS)
+    assert read <= READS_PER_JOB * BATCH * len(KEYS), f"job rows read by a fair claim of {BATCH}: {read}"
+
+
+# -- plans made while the job table was young are made again once it outgrew them -------------------------
+
+#: Jobs in the table when the completion is first planned: a few pages, never measured.
+YOUNG = 20
+
+
+async def _complete_reading(conn: Connection, jobs: list[JobRow]) -> int:
+    """Complete ``jobs`` on ``conn``; the job rows that read."""
+    async with conn.transaction():
+        before = await _job_rows_read(conn)
+        await job_queries.complete_many(conn, [CompletionRow(j.id, j.attempts, {}) for j in jobs])
+        return await _job_rows_read(conn) - before
+
+
+async def test_plans_made_on_a_young_table_are_made_again_once_it_outgrew_them(pool: Pool, conn: Connection) -> None:
+    """The completion's cached plan, made while the job table measured a few jobs (autovacuum's first visit
+    to a fresh install), reads the whole table once it holds thousands, until autovacuum comes by again (a
+    minute later by default). The statistics keeper measures the grown table, PostgreSQL plans the
+    statement again, and a completion of ten jobs reads about ten rows."""
+    await conn.execute("ALTER TABLE job_rows SET (autovacuum_enabled = false)")  # before any plan is cached
+    await Engine(pool).create_dag([JobSpec(job_type="t") for _ in range(YOUNG)])
+    await conn.execute("ANALYZE job_rows")
+    await conn.execute("SET plan_cache_mode = force_generic_plan")  # the plan PostgreSQL keeps, from now
+    worker = uuid.uuid4()
+    (young,) = await _claim_all(conn, "t", worker)
+    await _complete_reading(conn, young[:BATCH])  # planned now, for a table of YOUNG jobs
+    for _ in range(0, JOBS, 5_000):  # not by _unanalyzed_backlog: its ALTER TABLE would drop the cached plan
+        await Engine(pool).create_dag([JobSpec(job_type="t") for _ in range(5_000)])
+    running = [job for batch in await _claim_all(conn, "t", worker) for job in batch]
+    assert await _complete_reading(conn, running[:BATCH]) > JOBS  # the young plan reads every job
+    report = await StatisticsKeeper(Engine(pool)).run_once()
+    assert "job_rows" in report.analyzed and not report.still_outgrown
+    read = await _complete_reading(conn, running[BATCH : 2 * BATCH])
+    assert read <= READS_PER_JOB * BATCH, f"job rows read by a completion of {BATCH} after the keeper: {read}"
+    assert (await StatisticsKeeper(Engine(pool)).run_once()).analyzed == ()  # measured: nothing outgrown now

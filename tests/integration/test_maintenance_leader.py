@@ -13,13 +13,16 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from conveyor.db.records import JobStatus
-from conveyor.pipeline.engine import Engine
+from conveyor.pipeline.engine import Engine, JobSpec
 from conveyor.pipeline.engine.settings import EngineSettings
 from conveyor.pipeline.maintenance.leader import MaintenanceLeader
 from conveyor.pipeline.maintenance.metrics import MaintenanceMetrics
 from tests.integration.api_server import free_port
 from tests.integration.conftest import Workers, executions, metric_value, wait_until
 from tests.integration.test_worker_processes import create
+
+#: Jobs that grow an empty job table past the statistics keeper's slack (64 pages).
+GROWN = 5_000
 
 
 def leader_gauge(port: int) -> float | None:
@@ -80,3 +83,24 @@ async def test_one_leader_among_campaigners_and_resigning_hands_over(engine: Eng
     finally:
         for leader in leaders:
             await leader.leadership.resign()
+
+
+def _analyzed(leader: MaintenanceLeader, table: str) -> float:
+    count: float = leader.metrics.tables_analyzed.labels(table)._value.get()
+    return count
+
+
+async def test_the_leader_measures_a_table_that_outgrew_its_statistics(engine: Engine) -> None:
+    """A job table grown past twice what PostgreSQL measured of it is analyzed on the leader's next tick,
+    once, and counted; a follower leaves it alone."""
+    leader, follower = (MaintenanceLeader(engine, EngineSettings(), MaintenanceMetrics(CollectorRegistry()))
+                        for _ in range(2))  # fmt: skip
+    try:
+        assert [await leader.run_once(), await follower.run_once()] == [True, False]
+        await engine.create_dag([JobSpec(job_type="t") for _ in range(GROWN)])
+        assert not await follower.run_once() and _analyzed(follower, "job_rows") == 0
+        assert await leader.run_once() and _analyzed(leader, "job_rows") == 1
+        assert await leader.run_once() and _analyzed(leader, "job_rows") == 1, "measured: not outgrown any more"
+    finally:
+        for each in (leader, follower):
+            await each.leadership.resign()
