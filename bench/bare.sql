@@ -2,11 +2,12 @@
 -- around it. It sets the ceiling conveyor's engine is measured against.
 
 -- name: bare_claim
--- $1 worker, $2 batch size.
+-- $1 worker, $2 batch size. The bench's jobs carry no concurrency key (''): the ready ones in claim order are
+-- one range of the index conveyor's claim reads (job_rows_claimable_by_key), the only index of ready jobs.
 WITH next AS (
     SELECT id FROM job_rows
-    WHERE status = 'PENDING' AND run_at <= now()
-    ORDER BY priority DESC, run_at, id
+    WHERE concurrency_key = '' AND status = 'PENDING' AND run_at <= now()
+    ORDER BY concurrency_key, priority DESC, run_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
