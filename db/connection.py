@@ -109,6 +109,13 @@ def load_json(data: bytes | str) -> Any:
         return json.loads(data)
 
 
+#: Settings of every session conveyor opens. No JIT compilation: conveyor's statements are short lookups
+#: that finish in milliseconds, but PostgreSQL decides on JIT from the planner's cost, and estimates of a
+#: job's status are deliberately coarse (migration 0006): the limits listing, 2 ms of work on a million
+#: jobs, spent 179 ms compiling itself (bench/RESULTS.md, the console section).
+SESSION_SETTINGS = {"jit": "off"}
+
+
 async def connect(settings: PostgresSettings, *, database: str | None = None) -> Connection:
     """One connection, outside any pool (migrations, tests, admin tasks)."""
     with translate_errors():
@@ -116,6 +123,7 @@ async def connect(settings: PostgresSettings, *, database: str | None = None) ->
             settings.dsn(database),
             timeout=settings.connect_timeout_seconds,
             command_timeout=settings.command_timeout_seconds,
+            server_settings=SESSION_SETTINGS,
         )
         await prepare_connection(conn)
     return conn
@@ -132,6 +140,7 @@ async def create_pool(settings: PostgresSettings) -> Pool:
             command_timeout=settings.command_timeout_seconds,
             init=prepare_connection,
             reset=_keep_session,
+            server_settings=SESSION_SETTINGS,
         )
     assert pool is not None  # only None when used without await
     return pool

@@ -48,3 +48,29 @@ async def test_a_held_session_lock_is_released_when_its_connection_is_given_back
     finally:
         await other.close()
         await pool.close()
+
+
+#: A statement PostgreSQL costs past its default ``jit_above_cost`` (100,000): ten million generated rows.
+_COSTLY = "EXPLAIN SELECT count(*) FROM generate_series(1, 10000000) AS g"
+
+
+async def test_no_session_conveyor_opens_compiles_its_statements(database: PostgresSettings) -> None:
+    """JIT is decided from the planner's cost, and a job's status carries no statistics (migration 0006):
+    the limits listing, 2 ms of reading on a million jobs, spent 179 ms compiling itself. Every session
+    plans without it: a lone connection, a pooled one, and one given back after a leader held it."""
+    pool = await connection.create_pool(database.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}))
+    lone = await connection.connect(database)
+    try:
+        held = await connection.hold(pool)
+        await connection.give_back(pool, held)
+        async with connection.acquire(pool) as pooled:
+            plans = [await _plan_text(c) for c in (lone, pooled)]
+        assert all("JIT" not in plan for plan in plans), plans
+        assert await lone.fetchval("SHOW jit_above_cost") == "100000", "the statement is costly enough to JIT"
+    finally:
+        await lone.close()
+        await pool.close()
+
+
+async def _plan_text(conn: connection.Connection) -> str:
+    return "\n".join(row[0] for row in await conn.fetch(_COSTLY))
