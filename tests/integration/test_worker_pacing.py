@@ -4,6 +4,7 @@ share a write, and wake-ups arriving close together share a claim. At light load
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -121,7 +122,9 @@ async def test_a_worker_claims_the_children_its_own_completion_released_without_
     running = asyncio.create_task(worker.run(stop))
     try:
         await worker.listener.connected.wait()
-        await asyncio.sleep(pacing + 0.2)  # a quiet spell: the parent's wake-up claims at once
+        # A quiet spell: the parent's wake-up claims at once. The listener wakes the worker once on connecting
+        # (a wake-up may have been sent before it listened), and that claim waits out one pacing itself.
+        await asyncio.sleep(2 * pacing + 0.2)
         chain = [JobSpec(job_type="test.noop", payload={}, name=f"level{n}",
                          depends_on=[f"level{n - 1}"] if n else []) for n in range(3)]  # fmt: skip
         ids = list((await waking.create_dag(chain)).ids.values())
@@ -135,3 +138,32 @@ async def test_a_worker_claims_the_children_its_own_completion_released_without_
         await redis.aclose()
     assert took < pacing, f"three levels took {took:.2f}s: a level waited out the pacing"
     assert metrics.claims.labels("released")._value.get() >= 2, "each child claimed on its release"
+
+
+async def test_a_claim_that_came_back_short_is_not_followed_at_once_by_another(
+    engine: Engine, settings: Settings
+) -> None:
+    """A short claim took every ready job: claiming again at once found nothing, and those empty claims
+    were more than half of all claims at 150 uploads/s. Only a full claim is followed at once."""
+    redis = redis_client(settings.redis)
+    publisher = WakeupPublisher(redis, settings.redis, debounce_seconds=0)
+    waking = Engine(engine.pool, wakeup=publisher)
+    metrics = WorkerMetrics(CollectorRegistry())
+    worker = Worker(waking, registry_with_test_handlers(), s3_client(settings.s3), redis,
+                    WorkerSettings(job_types=["test.noop"], concurrency=8, poll_interval_seconds=60),
+                    EngineSettings(), settings.redis, metrics)  # fmt: skip
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await worker.listener.connected.wait()
+        for _ in range(5):  # five lone jobs, each claimed through its own wake-up
+            lone = await create(waking, 1, "test.noop")
+            await wait_until(functools.partial(_all_completed, waking, lone), within=20, what="the lone job")
+    finally:
+        stop.set()
+        await running
+        await publisher.close()
+        await redis.aclose()
+    claims = {t: metrics.claims.labels(t)._value.get() for t in ("start", "wakeup", "poll", "slot", "backlog")}
+    assert claims["backlog"] == 0, claims
+    assert claims["wakeup"] >= 5, claims
