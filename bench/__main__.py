@@ -286,7 +286,8 @@ def _steady(section: report.Section, figures: e2e_bench.E2EFigures) -> None:
         f"Steady state: uploads paced at a fixed rate from {e2e_bench.THREADS} threads for "
         f"{e2e_bench.HELD_SECONDS} s; held when the uploads kept pace and the backlog (uploaded, pipeline not "
         "completed) stayed within two seconds of uploads over the last 20 s; the rate bisected between nothing and "
-        f"the floor, from half of it, in {e2e_bench.TRIALS} runs. The I/O floor beside it: the same "
+        f"the floor, from half of it, in {e2e_bench.TRIALS} runs, after {_warmup(figures)}. The I/O floor beside it: "
+        "the same "
         f"{e2e_bench.THREADS} threads making each upload's S3 requests alone (PUT, HEAD, "
         f"{e2e_bench.GETS_PER_UPLOAD} GETs), no conveyor: **{figures.floor_rate:,.0f} uploads/s**."
     )
@@ -305,6 +306,19 @@ def _steady(section: report.Section, figures: e2e_bench.E2EFigures) -> None:
         f"(target ≥ 50%: {'met' if ratio >= 0.5 else 'missed'})."
     )
     _cpu_per_upload(section, figures, held)
+
+
+def _warmup(figures: e2e_bench.E2EFigures) -> str:
+    """The warm-up run, with what Kafka spent per upload in it beside the held run (the JVM's warm-up)."""
+    warmup, held = figures.warmup, figures.held
+    text = (f"a warm-up not counted ({len(warmup.uploads)} s at {warmup.rate:,.0f}/s, {e2e_bench.WARMUP_SHARE:.0%} "
+            "of the floor: a deployment's Kafka has run for days; Kafka spent "
+            f"{_kafka_ms_per_upload(warmup):.2f} ms of CPU per upload in it")  # fmt: skip
+    return text + (f", {_kafka_ms_per_upload(held):.2f} in the held run below)" if held else ")")
+
+
+def _kafka_ms_per_upload(run: e2e_bench.Steady) -> float:
+    return run.cpu_seconds.get(e2e_bench.STACK_ROLES["kafka"], 0.0) / max(1, sum(run.uploads)) * 1000
 
 
 def _cpu_per_upload(section: report.Section, figures: e2e_bench.E2EFigures, held: e2e_bench.Steady) -> None:
