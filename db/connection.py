@@ -112,7 +112,7 @@ def load_json(data: bytes | str) -> Any:
 #: Settings of every session conveyor opens. No JIT compilation: conveyor's statements are short lookups
 #: that finish in milliseconds, but PostgreSQL decides on JIT from the planner's cost, and estimates of a
 #: job's status are deliberately coarse (migration 0006): the limits listing, 2 ms of work on a million
-#: jobs, spent 179 ms compiling itself (bench/RESULTS.md, the console section).
+#: jobs, spent 179 ms compiling itself (on the console benchmark's database, bench/console.py).
 SESSION_SETTINGS = {"jit": "off"}
 
 

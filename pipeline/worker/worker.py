@@ -327,8 +327,8 @@ class Worker:
                 log.warning("claim failed (%s); retrying", exc)
                 started = 0
             if started >= asked > 0 and self.free_slots > 0:
-                # Only a full claim suggests more are ready right now: after a short one the next claim at
-                # once found nothing (more than half of all claims at 150 uploads/s: bench/RESULTS.md).
+                # Only a full claim suggests more are ready right now: after a short one, a claim at once
+                # found nothing (at 150 uploads/s, more than half of all claims were those).
                 trigger = "backlog"
                 continue
             trigger = await self._wait_for_work(stop, within=await self._rate_limit_wait())
