@@ -122,8 +122,9 @@ TRIALS = 5
 #: Before the trials, a paced run at WARMUP_SHARE of the floor, not counted: the stack starts cold
 #: (Kafka's JVM compiles its produce and fetch paths under load), where a deployment's has run for days.
 #: Three 40 s runs at 150 uploads/s in a row on one stack measured Kafka at 1.76, 0.91 and 0.67 ms of
-#: CPU per upload; without it the first trial carried that warm-up.
-WARMUP_SECONDS = 30
+#: CPU per upload; without it the first trial carried that warm-up. 30 s at 40% was not enough: Kafka
+#: spent 1.72 ms per upload in it and still 0.95 in the held trial after it (make bench, 11:41 UTC).
+WARMUP_SECONDS = 60
 WARMUP_SHARE = 0.4
 #: Per upload, the S3 requests its three jobs make: checksum GETs it, inspect HEADs and GETs its first
 #: bytes, csv.profile GETs it.
