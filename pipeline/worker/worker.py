@@ -162,9 +162,12 @@ class Worker:
 
     async def claim_once(self, trigger: str = "poll") -> int:
         """Claim up to the free slots in one statement and start the jobs; the number started."""
-        # Read once: finishes leave the claim-ahead window as the clock moves, so a second reading may be lower
-        # than the first, even below zero (PostgreSQL refused a negative LIMIT, and the worker process died).
-        free = self.free_slots
+        return await self._claim(self.free_slots, trigger)
+
+    async def _claim(self, free: int, trigger: str) -> int:
+        """Claim up to ``free`` jobs, as the caller read the free slots once: finishes leave the claim-ahead
+        window as the clock moves, so a second reading may be lower than the first, even below zero
+        (PostgreSQL refused a negative LIMIT, and the worker process died)."""
         if free <= 0 or self.draining:
             return 0
         self._last_claim = asyncio.get_running_loop().time()
@@ -322,7 +325,7 @@ class Worker:
             self.listener.event.clear()
             asked = self.free_slots
             try:
-                started = await self.claim_once(trigger)
+                started = await self._claim(asked, trigger)
             except ServiceUnavailable as exc:
                 log.warning("claim failed (%s); retrying", exc)
                 started = 0
