@@ -4,9 +4,11 @@ share a write, and wake-ups arriving close together share a claim. At light load
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -71,33 +73,49 @@ async def _done(engine: Engine, job: JobRow) -> bool:
     return await _status(engine, job) is JobStatus.COMPLETED
 
 
-async def test_wakeups_close_together_share_one_claim(engine: Engine, settings: Settings) -> None:
+@dataclass(frozen=True)
+class Waking:
+    """A running worker's side of a test: the engine that wakes it after each commit, and what it counted."""
+
+    engine: Engine
+    publisher: WakeupPublisher
+    metrics: WorkerMetrics
+
+
+@contextlib.asynccontextmanager
+async def waking_worker(engine: Engine, settings: Settings, worker_settings: WorkerSettings) -> AsyncIterator[Waking]:
+    """A worker running on ``engine``'s pool, its wake-up listener connected, woken through Redis after every
+    commit (no debounce); stopped, and its clients closed, on leaving."""
     redis = redis_client(settings.redis)
     publisher = WakeupPublisher(redis, settings.redis, debounce_seconds=0)
-    waking = Engine(engine.pool, wakeup=publisher)
-    metrics = WorkerMetrics(CollectorRegistry())
-    worker = Worker(waking, registry_with_test_handlers(), s3_client(settings.s3), redis,
-                    WorkerSettings(job_types=["test.noop"], concurrency=64, poll_interval_seconds=60,
-                                   wakeup_claim_interval_seconds=1.0),
-                    EngineSettings(), settings.redis, metrics)  # fmt: skip
+    waking = Waking(Engine(engine.pool, wakeup=publisher), publisher, WorkerMetrics(CollectorRegistry()))
+    worker = Worker(waking.engine, registry_with_test_handlers(), s3_client(settings.s3), redis, worker_settings,
+                    EngineSettings(), settings.redis, waking.metrics)  # fmt: skip
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(stop))
     try:
         await worker.listener.connected.wait()
-        await asyncio.sleep(1.2)  # a quiet spell since the worker's first claim
-        ids: list[str] = []
-        for _ in range(20):  # twenty transactions, each followed by a wake-up
-            ids += await create(waking, 1, "test.noop")
-            await asyncio.sleep(0.01)
-        await wait_until(lambda: _all_completed(waking, ids), within=20, what="the twenty jobs")
+        yield waking
     finally:
         stop.set()
         await running
         await publisher.close()
         await redis.aclose()
-    assert publisher.sent >= 10, "the wake-ups were many"
-    by_wakeup = metrics.claims.labels("wakeup")._value.get()
-    assert 1 <= by_wakeup <= 3, f"{by_wakeup:g} claims for {publisher.sent} wake-ups"
+
+
+async def test_wakeups_close_together_share_one_claim(engine: Engine, settings: Settings) -> None:
+    paced = WorkerSettings(job_types=["test.noop"], concurrency=64, poll_interval_seconds=60,
+                           wakeup_claim_interval_seconds=1.0)  # fmt: skip
+    async with waking_worker(engine, settings, paced) as waking:
+        await asyncio.sleep(1.2)  # a quiet spell since the worker's first claim
+        ids: list[str] = []
+        for _ in range(20):  # twenty transactions, each followed by a wake-up
+            ids += await create(waking.engine, 1, "test.noop")
+            await asyncio.sleep(0.01)
+        await wait_until(lambda: _all_completed(waking.engine, ids), within=20, what="the twenty jobs")
+    assert waking.publisher.sent >= 10, "the wake-ups were many"
+    by_wakeup = waking.metrics.claims.labels("wakeup")._value.get()
+    assert 1 <= by_wakeup <= 3, f"{by_wakeup:g} claims for {waking.publisher.sent} wake-ups"
 
 
 async def _all_completed(engine: Engine, ids: list[str]) -> bool:
@@ -109,35 +127,20 @@ async def test_a_worker_claims_the_children_its_own_completion_released_without_
 ) -> None:
     """One worker process at light load: each level of a DAG used to wait out the wake-up pacing after the
     claim of the level before (end to end, 18 ms more to a pipeline's end). Its own release claims at once."""
-    redis = redis_client(settings.redis)
-    publisher = WakeupPublisher(redis, settings.redis, debounce_seconds=0)
-    waking = Engine(engine.pool, wakeup=publisher)
-    metrics = WorkerMetrics(CollectorRegistry())
     pacing = 1.0  # far longer than a level takes: a child claimed through the wake-up would wait this long
-    worker = Worker(waking, registry_with_test_handlers(), s3_client(settings.s3), redis,
-                    WorkerSettings(job_types=["test.noop"], poll_interval_seconds=60,
-                                   wakeup_claim_interval_seconds=pacing),
-                    EngineSettings(), settings.redis, metrics)  # fmt: skip
-    stop = asyncio.Event()
-    running = asyncio.create_task(worker.run(stop))
-    try:
-        await worker.listener.connected.wait()
+    paced = WorkerSettings(job_types=["test.noop"], poll_interval_seconds=60, wakeup_claim_interval_seconds=pacing)
+    async with waking_worker(engine, settings, paced) as waking:
         # A quiet spell: the parent's wake-up claims at once. The listener wakes the worker once on connecting
         # (a wake-up may have been sent before it listened), and that claim waits out one pacing itself.
         await asyncio.sleep(2 * pacing + 0.2)
         chain = [JobSpec(job_type="test.noop", payload={}, name=f"level{n}",
                          depends_on=[f"level{n - 1}"] if n else []) for n in range(3)]  # fmt: skip
-        ids = list((await waking.create_dag(chain)).ids.values())
+        ids = list((await waking.engine.create_dag(chain)).ids.values())
         started = asyncio.get_running_loop().time()
-        await wait_until(lambda: _all_completed(waking, [str(i) for i in ids]), within=20, what="the chain")
+        await wait_until(lambda: _all_completed(waking.engine, [str(i) for i in ids]), within=20, what="the chain")
         took = asyncio.get_running_loop().time() - started
-    finally:
-        stop.set()
-        await running
-        await publisher.close()
-        await redis.aclose()
     assert took < pacing, f"three levels took {took:.2f}s: a level waited out the pacing"
-    assert metrics.claims.labels("released")._value.get() >= 2, "each child claimed on its release"
+    assert waking.metrics.claims.labels("released")._value.get() >= 2, "each child claimed on its release"
 
 
 async def test_a_claim_that_came_back_short_is_not_followed_at_once_by_another(
@@ -145,25 +148,11 @@ async def test_a_claim_that_came_back_short_is_not_followed_at_once_by_another(
 ) -> None:
     """A short claim took every ready job: claiming again at once found nothing, and those empty claims
     were more than half of all claims at 150 uploads/s. Only a full claim is followed at once."""
-    redis = redis_client(settings.redis)
-    publisher = WakeupPublisher(redis, settings.redis, debounce_seconds=0)
-    waking = Engine(engine.pool, wakeup=publisher)
-    metrics = WorkerMetrics(CollectorRegistry())
-    worker = Worker(waking, registry_with_test_handlers(), s3_client(settings.s3), redis,
-                    WorkerSettings(job_types=["test.noop"], concurrency=8, poll_interval_seconds=60),
-                    EngineSettings(), settings.redis, metrics)  # fmt: skip
-    stop = asyncio.Event()
-    running = asyncio.create_task(worker.run(stop))
-    try:
-        await worker.listener.connected.wait()
+    polling_rarely = WorkerSettings(job_types=["test.noop"], concurrency=8, poll_interval_seconds=60)
+    async with waking_worker(engine, settings, polling_rarely) as waking:
         for _ in range(5):  # five lone jobs, each claimed through its own wake-up
-            lone = await create(waking, 1, "test.noop")
-            await wait_until(functools.partial(_all_completed, waking, lone), within=20, what="the lone job")
-    finally:
-        stop.set()
-        await running
-        await publisher.close()
-        await redis.aclose()
-    claims = {t: metrics.claims.labels(t)._value.get() for t in ("start", "wakeup", "poll", "slot", "backlog")}
+            lone = await create(waking.engine, 1, "test.noop")
+            await wait_until(functools.partial(_all_completed, waking.engine, lone), within=20, what="the lone job")
+    claims = {t: waking.metrics.claims.labels(t)._value.get() for t in ("start", "wakeup", "poll", "slot", "backlog")}
     assert claims["backlog"] == 0, claims
     assert claims["wakeup"] >= 5, claims
