@@ -117,7 +117,7 @@ def _per_key(jobs: list[JobRow], puts: dict[str, float]) -> tuple[list[float], l
 THREADS = 8
 HELD_SECONDS = 60
 #: Paced runs of HELD_SECONDS each, bisecting the rate between nothing and the I/O floor: the fifth
-#: narrows the answer to a sixteenth of the floor.
+#: narrows the answer to a thirty-second of the floor.
 TRIALS = 5
 #: Before the trials, a paced run at WARMUP_SHARE of the floor, not counted: the stack starts cold
 #: (Kafka's JVM compiles its produce and fetch paths under load), where a deployment's has run for days.
